@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="sslkit",
+    version="0.1.0",
+    description="Semi-, weak- and self-supervised learning objectives on PyTorch, run from YAML recipes.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["sslkit", "sslkit.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch>=2.2",
+        "torchvision>=0.17",
+        "scikit-learn>=1.3",
+        "pytorch-metric-learning>=2.3",
+        "click>=8.1",
+        "PyYAML>=6.0",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+    ],
+    extras_require={"test": ["pytest>=7", "hypothesis>=6"], "bpe": ["tokenizers>=0.15"]},
+    entry_points={"console_scripts": ["sslkit=sslkit.cli:main"]},
+)

@@ -1,0 +1,41 @@
+"""Checkpoints: written atomically (temporary file, fsync, rename) and read with
+``torch.load(weights_only=True)``, so a crash mid-write never leaves a torn file and loading
+never runs pickled code."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import SSLKitError
+
+
+def save(state: dict, path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SSLKitError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        raise SSLKitError(f"{path}: cannot read checkpoint (corrupt or not an sslkit checkpoint): "
+                          f"{str(exc).splitlines()[0][:200]}") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise SSLKitError(f"{path}: not an sslkit checkpoint (no 'model' entry)")
+    return state

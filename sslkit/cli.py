@@ -1,0 +1,118 @@
+"""The ``sslkit`` command: run, validate, list and describe."""
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+
+import click
+
+from .errors import SSLKitError
+
+
+def _fail(exc: SSLKitError):
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sslkit")
+def main():
+    """sslkit: semi-, weak- and self-supervised learning from YAML recipes."""
+
+
+@main.command()
+@click.argument("recipe", required=False, type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe key, e.g. --set trainer.max_steps=5 (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<recipe>-<time>).")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
+def run(recipe, overrides, out, resume):
+    """Train RECIPE and write a run folder."""
+    from .runner import run as run_recipe
+
+    try:
+        result = run_recipe(recipe, list(overrides), out=out, resume=resume)
+    except SSLKitError as exc:
+        _fail(exc)
+    if result.run_dir is not None:
+        shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+        click.echo(json.dumps(shown, indent=2))
+        click.echo(f"run folder: {result.run_dir}")
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
+def validate(recipe, overrides):
+    """Check RECIPE (keys, types, part names, data) without training."""
+    from .runner import validate as validate_recipe
+
+    try:
+        validate_recipe(recipe, list(overrides))
+    except SSLKitError as exc:
+        _fail(exc)
+    click.echo(f"{recipe}: ok")
+
+
+@main.command(name="list")
+@click.argument("kind", required=False)
+def list_parts(kind):
+    """List registered parts, of every kind or of KIND (e.g. objectives)."""
+    from .registry import KINDS, registry
+
+    try:
+        kinds = [registry(kind).kind] if kind else KINDS
+    except SSLKitError as exc:
+        _fail(exc)
+    for k in kinds:
+        click.echo(f"{k}:")
+        for name in registry(k).names():
+            entry = registry(k).get(name)
+            summary = entry.doc.split("\n")[0] if entry.doc else ""
+            click.echo(f"  {name:<16} {summary}")
+
+
+def _format_default(p) -> str:
+    if p.required:
+        return "(required)"
+    d = p.default
+    return json.dumps(list(d) if isinstance(d, tuple) else d, default=str)
+
+
+def _format_type(p) -> str:
+    from .schema import _type_name
+
+    return _type_name(p.annotation) if p.annotation is not inspect.Parameter.empty else "any"
+
+
+@main.command()
+@click.argument("name")
+def describe(name):
+    """Show a part's parameters (with defaults) and its documentation. NAME may be KIND/NAME."""
+    from .errors import ConfigError, did_you_mean
+    from .registry import KINDS, find, registry
+
+    try:
+        entries = find(name)
+    except SSLKitError as exc:
+        _fail(exc)
+    if not entries:
+        known = [n for k in KINDS for n in registry(k).names()]
+        _fail(ConfigError(name, f"no part is called '{name}'{did_you_mean(name, known)}; see `sslkit list`"))
+    for entry in entries:
+        click.echo(f"{entry.kind[:-1]} '{entry.name}'  ({entry.target.__module__}.{entry.target.__qualname__})")
+        if entry.params:
+            click.echo("parameters:")
+            for p in entry.params.values():
+                click.echo(f"  {p.name}: {_format_type(p)} = {_format_default(p)}")
+        else:
+            click.echo("parameters: none")
+        if entry.doc:
+            click.echo("")
+            click.echo(entry.doc)
+        click.echo("")
+
+
+if __name__ == "__main__":
+    main()

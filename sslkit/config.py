@@ -1,0 +1,183 @@
+"""Recipes: loading YAML, applying ``--set`` overrides, and resolving against the schema.
+
+The schema below is the single source of truth for top-level recipe keys; the keys
+of each named part come from that part's signature (see ``sslkit describe NAME``).
+"""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import yaml
+
+from .errors import ConfigError
+from .registry import import_user_modules
+from .schema import Part, check_dataclass
+
+
+@dataclass
+class DataCommon:
+    """Keys every dataset accepts, handled by the framework rather than the dataset."""
+
+    labels_per_class: Optional[int] = None  # keep this many labels per class, hide the rest (semi-supervised)
+    test_size: float = 0.25  # stratified test fraction, for datasets without a fixed split
+
+
+@dataclass
+class ObjectiveCommon:
+    """Keys every objective accepts."""
+
+    weight: float = 1.0  # w_k in  sum_k w_k * L_k + lambda * Omega
+    optimizers: dict = field(default_factory=dict)  # per-player optimizer overrides, e.g. {generator: {lr: 2e-4}}
+
+
+@dataclass
+class RegularizerCommon:
+    weight: float = 1e-4  # lambda in  lambda * Omega(theta)
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 10
+    max_steps: Optional[int] = None  # caps any run (smoke tests)
+    batch_size: int = 64  # global batch, split across DDP ranks
+    optimizer: Annotated[dict, Part("optimizers", default="adamw")] = field(
+        default_factory=lambda: {"name": "adamw", "lr": 1e-3})
+    scheduler: Annotated[dict, Part("schedulers", default="constant")] = field(
+        default_factory=lambda: {"name": "constant"})
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    grad_clip: Optional[float] = None  # max global grad norm
+    eval_every: Optional[int] = None  # steps between evaluations; null: once per epoch
+    log_every: int = 10
+    checkpoint_every: Optional[int] = None  # steps between checkpoints; null: once per epoch
+    progress: bool = True
+
+
+@dataclass
+class Recipe:
+    seed: int = 0
+    imports: list[str] = field(default_factory=list)  # modules whose parts register themselves
+    data: Annotated[dict, Part("datasets", DataCommon)] = field(default_factory=lambda: {"name": "digits"})
+    encoder: Annotated[dict, Part("encoders")] = field(default_factory=lambda: {"name": "mlp"})
+    objectives: list[Annotated[dict, Part("objectives", ObjectiveCommon)]] = field(
+        default_factory=lambda: [{"name": "supervised"}])
+    regularizer: Optional[Annotated[dict, Part("regularizers", RegularizerCommon)]] = None
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def load_yaml(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(str(path), "recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(str(path), f"malformed YAML{where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), f"a recipe must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _split_key(key: str, spec: str) -> list:
+    parts, pos = [], 0
+    for m in _TOKEN.finditer(key):
+        if m.start() != pos and key[pos:m.start()] != ".":
+            raise ConfigError(f"--set {spec}", f"malformed key '{key}'")
+        parts.append(int(m.group(2)) if m.group(2) is not None else
+                     (int(m.group(1)) if m.group(1).isdigit() else m.group(1)))
+        pos = m.end()
+    if not parts or pos != len(key):
+        raise ConfigError(f"--set {spec}", f"malformed key '{key}'")
+    return parts
+
+
+def parse_override(spec: str) -> tuple[str, object]:
+    """``'trainer.max_steps=5'`` -> ``('trainer.max_steps', 5)``; the value is parsed as YAML."""
+    if "=" not in spec:
+        raise ConfigError(f"--set {spec}", "expected KEY=VALUE, e.g. --set trainer.max_steps=5")
+    key, raw = spec.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {spec}", f"value '{raw}' is not valid YAML") from None
+    _split_key(key, spec)
+    return key, value
+
+
+def apply_overrides(cfg: dict, overrides) -> dict:
+    """Set dotted keys (``a.b[0].c`` or ``a.b.0.c``) in a copy of ``cfg``."""
+    cfg = copy.deepcopy(cfg)
+    items = overrides.items() if isinstance(overrides, dict) else [parse_override(s) for s in overrides]
+    for key, value in items:
+        parts = _split_key(key, f"{key}={value}")
+        node = cfg
+        for i, part in enumerate(parts[:-1]):
+            where = f"--set {key}"
+            nxt = parts[i + 1]
+            if isinstance(part, int):
+                if not isinstance(node, list) or part >= len(node):
+                    raise ConfigError(where, f"index [{part}] does not exist")
+                node = node[part]
+            else:
+                if not isinstance(node, dict):
+                    raise ConfigError(where, f"'{part}' is not inside a mapping")
+                if isinstance(node.get(part), str):  # `encoder: mlp` shorthand, then `--set encoder.hidden=...`
+                    node[part] = {"name": node[part]}
+                node = node.setdefault(part, [] if isinstance(nxt, int) else {})
+        last = parts[-1]
+        if isinstance(last, int):
+            if not isinstance(node, list) or last > len(node):
+                raise ConfigError(f"--set {key}", f"index [{last}] does not exist")
+            if last == len(node):
+                node.append(value)
+            else:
+                node[last] = value
+        else:
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}", "the parent of this key is not a mapping")
+            node[last] = value
+    return cfg
+
+
+def resolve(cfg: dict) -> dict:
+    """Check a raw recipe against the schema and every part's signature; return it with defaults filled."""
+    if not isinstance(cfg, dict):
+        raise ConfigError("", "a recipe must be a mapping")
+    imports = cfg.get("imports") or []
+    if isinstance(imports, list):
+        import_user_modules(imports)
+    resolved = check_dataclass(cfg, Recipe, "")
+    if not resolved["objectives"]:
+        raise ConfigError("objectives", "at least one objective is required")
+    return resolved
+
+
+def load_recipe(path, overrides=()) -> dict:
+    """Load, override and resolve a recipe file."""
+    return resolve(apply_overrides(load_yaml(path), overrides))
+
+
+def dump(cfg: dict) -> str:
+    def plain(v):
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return yaml.safe_dump(plain(cfg), sort_keys=False)

@@ -1,0 +1,105 @@
+"""A small pre-norm Transformer over token ids, written to be read top to bottom.
+
+``Block`` is shared by the bidirectional ``transformer`` encoder here and by causal
+decoders: ``causal=True`` turns on the autoregressive mask. Attention uses
+``torch.nn.functional.scaled_dot_product_attention``.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import DataInfo
+from ..errors import ConfigError
+from ..registry import register
+from .base import Encoder
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float):
+        super().__init__()
+        if dim % heads:
+            raise ConfigError("encoder.heads", f"width {dim} is not divisible by {heads} heads")
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, mask: Optional[torch.Tensor] = None, causal: bool = False):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class Block(nn.Module):
+    """``x + attn(LN(x))`` then ``x + MLP(LN(x))``."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, mlp_ratio: int = 4):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads, dropout)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim),
+                                 nn.Dropout(dropout))
+
+    def forward(self, x, mask=None, causal: bool = False):
+        x = x + self.attn(self.ln1(x), mask, causal)
+        return x + self.mlp(self.ln2(x))
+
+
+def padding_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """Boolean ``[B, 1, 1, T]`` mask for SDPA: True where the key is a real token."""
+    return (ids != pad_id)[:, None, None, :]
+
+
+@register("encoders", "transformer")
+class TransformerEncoder(Encoder):
+    """Bidirectional Transformer encoder over token ids (BERT-style), pre-norm blocks.
+
+    dim: width. depth: number of blocks. heads: attention heads. dropout: attention/MLP dropout.
+    pooling: ``mean`` over real tokens or the ``cls`` (first) token for ``forward``.
+    max_length: number of learned positions (default: the data's sequence length).
+    """
+
+    def __init__(self, info: DataInfo, *, dim: int = 128, depth: int = 4, heads: int = 4, dropout: float = 0.1,
+                 pooling: Literal["mean", "cls"] = "mean", max_length: Optional[int] = None):
+        super().__init__()
+        if info.modality != "text" or info.tokenizer is None:
+            raise ConfigError("encoder.name", f"'transformer' takes text data, not {info.modality}")
+        self.pad_id, self.pooling = info.tokenizer.pad_id, pooling
+        self.max_length = max_length or info.input_shape[0]
+        self.tok = nn.Embedding(info.tokenizer.vocab_size, dim)
+        self.pos = nn.Embedding(self.max_length, dim)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(depth))
+        self.ln = nn.LayerNorm(dim)
+        self.out_dim = dim
+        self.apply(_init)
+
+    def forward_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        T = ids.shape[1]
+        if T > self.max_length:
+            raise ValueError(f"sequence of {T} tokens exceeds the encoder's {self.max_length} positions")
+        x = self.drop(self.tok(ids) + self.pos(torch.arange(T, device=ids.device)))
+        mask = padding_mask(ids, self.pad_id)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.ln(x)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.forward_tokens(ids)
+        if self.pooling == "cls":
+            return h[:, 0]
+        real = (ids != self.pad_id).unsqueeze(-1).to(h.dtype)
+        return (h * real).sum(1) / real.sum(1).clamp_min(1.0)
+
+
+def _init(m: nn.Module):
+    # GPT-2 style: small normal init keeps early logits near uniform
+    if isinstance(m, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(m.weight, std=0.02)
+    if isinstance(m, nn.Linear) and m.bias is not None:
+        nn.init.zeros_(m.bias)

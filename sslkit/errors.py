@@ -1,0 +1,37 @@
+"""Errors that reach users as one clear line instead of a traceback."""
+from __future__ import annotations
+
+import difflib
+
+
+class SSLKitError(Exception):
+    """A user-facing error: the CLI prints its message and exits with ``exit_code``."""
+
+    exit_code = 1
+
+
+class ConfigError(SSLKitError):
+    """A recipe, override or file is wrong; ``path`` names the place (e.g. ``objectives[1].weight``)."""
+
+    exit_code = 2
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class TrainingError(SSLKitError):
+    """Training cannot continue (e.g. a non-finite loss); the last good checkpoint is kept."""
+
+
+class Interrupted(SSLKitError):
+    """The run was stopped by a signal after writing a checkpoint."""
+
+    exit_code = 130
+
+
+def did_you_mean(word: str, choices) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -1,0 +1,103 @@
+"""The objective interface.
+
+The trainer minimises ``sum_k w_k * L_k + lambda * Omega(theta)`` over the objectives of a
+recipe. An objective
+
+* declares the batches it needs (:meth:`Objective.streams`): which rows (``labeled`` or ``all``),
+  at what batch-size ratio, with which augmented views;
+* owns its heads (sub-modules) and computes its loss and named metrics in :meth:`forward`;
+* may split its parameters into several *players* stepped in turn with their own optimizers
+  (a GAN's discriminator and generator); single-player objectives use the ``model`` player;
+* may report evaluation metrics on the test split (:meth:`evaluate`), update state after each
+  optimizer step (:meth:`after_step`, e.g. an EMA teacher), and write figures at the end
+  (:meth:`finalize`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from ..data import DataBundle, DataInfo, TensorData
+from ..data.stream import StreamSpec
+
+
+class Output(NamedTuple):
+    """An objective's result for one batch: the scalar loss and metrics to log (tensors or floats)."""
+
+    loss: torch.Tensor
+    metrics: dict = {}
+
+
+@dataclass
+class ObjectiveContext:
+    """What an objective may use to build itself: the data description, the shared encoder (for
+    its ``out_dim`` and modality), the prepared data (e.g. to size a decoder), the recipe path of
+    this objective for error messages, and the run's seed."""
+
+    info: DataInfo
+    encoder: nn.Module
+    data: Optional[DataBundle] = None
+    path: str = "objectives[0]"
+    seed: int = 0
+    extras: dict = field(default_factory=dict)
+
+
+class Objective(nn.Module):
+    """Base class. Subclasses implement ``forward(batch, encoder, player="model") -> Output``.
+
+    ``batch`` maps each stream name of :meth:`streams` to a dict of tensors (``x``, ``y``, any
+    other data columns, and ``views`` when views were requested).
+    """
+
+    players: tuple = ("model",)
+
+    def streams(self) -> dict:
+        return {"labeled": StreamSpec("labeled")}
+
+    def player_parameters(self, player: str, encoder: nn.Module) -> list:
+        """Parameters stepped by ``player``'s optimizer; the ``model`` player gets every parameter that
+        no other player claims, so single-player objectives need not override this."""
+        return []
+
+    def after_step(self, step: int, encoder: nn.Module) -> None:
+        """Called after every optimizer step of every player (EMA updates, buffers)."""
+
+    @torch.no_grad()
+    def evaluate(self, test: TensorData, encoder: nn.Module, batch_size: int, device) -> dict:
+        """Metrics on the test split, named ``test_*``."""
+        return {}
+
+    def finalize(self, run_dir: Optional[Path], data: DataBundle, encoder: nn.Module, device) -> dict:
+        """Called once at the end of training (on rank 0): write figures into ``run_dir``; may return
+        extra final metrics."""
+        return {}
+
+
+def batched(data: TensorData, batch_size: int, device, columns=("x", "y")):
+    """Yield ``data`` in order, ``batch_size`` rows at a time, selected columns moved to ``device``."""
+    for start in range(0, len(data), batch_size):
+        idx = torch.arange(start, min(start + batch_size, len(data)))
+        rows = data.fetch(idx)
+        yield {k: rows[k].to(device, non_blocking=True) for k in columns if k in rows}
+
+
+class Classifier(Objective):
+    """Mixin for objectives with a class-prediction head: ``logits(x, encoder)``; reports
+    ``test_accuracy`` on the test split."""
+
+    def logits(self, x: torch.Tensor, encoder: nn.Module) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self, test, encoder, batch_size, device) -> dict:
+        correct = total = 0
+        for b in batched(test, batch_size, device):
+            pred = self.logits(b["x"], encoder).argmax(1)
+            keep = b["y"] >= 0
+            correct += (pred[keep] == b["y"][keep]).sum().item()
+            total += int(keep.sum())
+        return {"test_accuracy": correct / total} if total else {}

@@ -1,0 +1,131 @@
+"""``sslkit.run``: resolve a recipe, build its parts, train, and write the run folder.
+
+Run folder: ``config.yaml`` (resolved recipe), ``metrics.jsonl`` (one line per logged step or
+evaluation), ``metrics.json`` (final flat metrics), ``checkpoints/last.pt`` and PNG figures.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+
+from . import checkpoint, config, distributed
+from .config import DataCommon, ObjectiveCommon, RegularizerCommon
+from .data import DataBundle, prepare
+from .errors import ConfigError, SSLKitError
+from .model import SSLModel
+from .objectives.base import ObjectiveContext
+from .plots import save_curves
+from .registry import registry
+from .schema import Part, build, split_common
+from .trainer import Trainer, resolve_device
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns: the final metrics and the run folder (None on ranks other than 0)."""
+
+    metrics: dict
+    run_dir: Optional[Path]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_data(cfg: dict) -> DataBundle:
+    common, own = split_common(cfg["data"], Part("datasets", DataCommon))
+    entry = registry("datasets").get(cfg["data"]["name"], "data.name")
+    try:
+        examples = entry.target(cfg["seed"], **own)
+    except (ValueError, OSError) as exc:
+        raise ConfigError("data", f"dataset '{entry.name}': {exc}") from None
+    return prepare(examples, common, cfg["seed"])
+
+
+def build_model(cfg: dict, data: DataBundle) -> SSLModel:
+    """The encoder, objectives and regularizer of a resolved recipe, initialised from ``seed``."""
+    torch.manual_seed(cfg["seed"])
+    encoder = build("encoders", cfg["encoder"], data.info, path="encoder")
+    objectives, names, weights = [], [], []
+    for i, ocfg in enumerate(cfg["objectives"]):
+        path = f"objectives[{i}]"
+        ctx = ObjectiveContext(data.info, encoder, data, path, cfg["seed"])
+        objectives.append(build("objectives", ocfg, ctx, path=path, common=ObjectiveCommon))
+        name = ocfg["name"] if ocfg["name"] not in names else f"{ocfg['name']}_{i}"
+        names.append(name)
+        weights.append(ocfg["weight"])
+    reg, reg_weight = None, 0.0
+    if cfg["regularizer"]:
+        reg = build("regularizers", cfg["regularizer"], path="regularizer", common=RegularizerCommon)
+        reg_weight = cfg["regularizer"]["weight"]
+    return SSLModel(encoder, objectives, names, weights, reg, reg_weight)
+
+
+def _run_dir(cfg_source: str, out: Optional[Union[str, Path]]) -> Path:
+    if out is not None:
+        return Path(out)
+    stem = Path(cfg_source).stem if cfg_source else "run"
+    return Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run(recipe: Union[str, Path, dict, None] = None, overrides=None, out=None, resume=None) -> RunResult:
+    """Train a recipe (a YAML path or a dict) with optional ``overrides`` (``{"trainer.max_steps": 5}``
+    or ``["trainer.max_steps=5"]``). ``resume`` is a run folder to continue from its last checkpoint.
+    Returns a :class:`RunResult`."""
+    overrides = overrides or {}
+    state = None
+    if resume is not None:
+        resume = Path(resume)
+        if not (resume / "config.yaml").is_file():
+            raise ConfigError("--resume", f"{resume} is not a run folder (no config.yaml)")
+        raw = config.load_yaml(resume / "config.yaml")
+        state = checkpoint.load(resume / "checkpoints" / "last.pt")
+        out = resume
+    elif isinstance(recipe, dict):
+        raw = recipe
+    elif recipe is not None:
+        raw = config.load_yaml(recipe)
+    else:
+        raise ConfigError("recipe", "give a recipe file or --resume RUN_DIR")
+    cfg = config.resolve(config.apply_overrides(raw, overrides))
+    device = resolve_device(cfg["trainer"]["device"])
+    distributed.init(device)
+    try:
+        main = distributed.is_main()
+        run_dir = distributed.broadcast(str(_run_dir(recipe if isinstance(recipe, (str, Path)) else "", out))
+                                        if main else None)
+        run_dir = Path(run_dir) if main else None
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.yaml").write_text(config.dump(cfg))
+        seed_everything(cfg["seed"])
+        data = build_data(cfg)
+        model = build_model(cfg, data)
+        trainer = Trainer(cfg, data, model, device, run_dir)
+        metrics = trainer.fit(resume=state)
+        if main:
+            save_curves(trainer.history, run_dir / "curves.png")
+            (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        return RunResult(metrics, run_dir)
+    finally:
+        distributed.shutdown()
+
+
+def validate(recipe, overrides=()) -> dict:
+    """Resolve a recipe and build its data and parts without training; returns the resolved recipe."""
+    cfg = config.load_recipe(recipe, overrides)
+    data = build_data(cfg)
+    build_model(cfg, data)
+    return cfg
+
+
+__all__ = ["RunResult", "run", "validate", "SSLKitError"]

@@ -1,0 +1,208 @@
+"""Validation of recipe values against type annotations.
+
+Every error names the path in the recipe (``objectives[1].relation.threshold``)
+and, for unknown keys or names, suggests the closest valid one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union
+
+from .errors import ConfigError, did_you_mean
+from .registry import registry
+
+
+@dataclass(frozen=True)
+class Part:
+    """Marks a recipe value as a registered part: ``{name: ..., **params}`` or just ``name``.
+
+    ``common`` is a dataclass of keys every part of this slot accepts besides its own
+    parameters (e.g. ``weight`` for objectives). ``default`` names the part used when
+    the mapping has no ``name``.
+    """
+
+    kind: str
+    common: type | None = None
+    default: str | None = None
+
+
+def part_name(value) -> str | None:
+    return value if isinstance(value, str) else (value or {}).get("name")
+
+
+def _type_name(annotation) -> str:
+    if annotation is type(None):
+        return "null"
+    if isinstance(annotation, type):
+        return {"int": "integer", "float": "number", "str": "string", "bool": "boolean", "dict": "mapping",
+                "list": "list", "tuple": "list"}.get(annotation.__name__, annotation.__name__)
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _type_name(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if origin is not None:
+        return _type_name(origin)
+    return str(annotation)
+
+
+def _describe(value) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def check_value(value, annotation, path: str):
+    """Return ``value`` checked (and lightly coerced: int→float, list→tuple) against ``annotation``."""
+    if annotation is Any or annotation is typing.Any or annotation is inspect.Parameter.empty:
+        return value
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Annotated:
+        for meta in args[1:]:
+            if isinstance(meta, Part):
+                return check_part(value, meta, path)
+        return check_value(value, args[0], path)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return check_value(value, option, path)
+            except ConfigError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(path, f"expected {_type_name(annotation)}, got {_describe(value)}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(path, f"expected one of {', '.join(map(repr, args))}, got {value!r}{did_you_mean(value, args)}")
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise ConfigError(path, f"expected null, got {_describe(value)}")
+    if dataclasses.is_dataclass(annotation):
+        return check_dataclass(value, annotation, path)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    elif annotation in (list, tuple) or origin in (list, tuple, typing.Sequence):
+        if isinstance(value, (list, tuple)):
+            if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+                if len(value) != len(args):
+                    raise ConfigError(path, f"expected a list of {len(args)} items, got {len(value)}")
+                return tuple(check_value(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+            item = args[0] if args else Any
+            items = [check_value(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+            return tuple(items) if (annotation is tuple or origin is tuple) else items
+    elif annotation is dict or origin is dict:
+        if isinstance(value, dict):
+            if args:
+                return {k: check_value(v, args[1], f"{path}.{k}") for k, v in value.items()}
+            return dict(value)
+    elif isinstance(annotation, type):
+        if isinstance(value, annotation):
+            return value
+    else:
+        return value  # a typing construct we do not police (e.g. Iterable in a third-party signature)
+    raise ConfigError(path, f"expected {_type_name(annotation)}, got {_describe(value)}")
+
+
+
+def _check_keys(value: dict, allowed: dict, path: str, what: str):
+    for key in value:
+        if key not in allowed:
+            raise ConfigError(f"{path}.{key}" if path else str(key),
+                              f"unknown key for {what}{did_you_mean(key, allowed)} (valid: {', '.join(sorted(allowed))})")
+
+
+def check_dataclass(value, cls, path: str) -> dict:
+    """Validate a mapping against a dataclass schema and fill in defaults; returns a plain dict."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(path, f"expected a mapping, got {_describe(value)}")
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _check_keys(value, fields, path, path or "the recipe")
+    out = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name in value:
+            out[name] = check_value(value[name], hints[name], sub)
+        elif f.default is not dataclasses.MISSING:
+            out[name] = check_value(f.default, hints[name], sub) if f.default is not None else None
+        elif f.default_factory is not dataclasses.MISSING:
+            out[name] = check_value(f.default_factory(), hints[name], sub)
+        else:
+            raise ConfigError(sub, "required key is missing")
+    return out
+
+
+def check_part(value, part: Part, path: str) -> dict:
+    """Validate ``{name, **params}`` against the registered part's signature; fill defaults."""
+    if isinstance(value, str):
+        value = {"name": value}
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(path, f"expected a {part.kind[:-1]} name or a mapping with 'name', got {_describe(value)}")
+    name = value.get("name", part.default)
+    if name is None:
+        raise ConfigError(f"{path}.name", f"required: which {part.kind[:-1]} to use "
+                                          f"(known: {', '.join(registry(part.kind).names())})")
+    entry = registry(part.kind).get(name, f"{path}.name")
+    common = {f.name: f for f in dataclasses.fields(part.common)} if part.common else {}
+    allowed = {"name": None, **common, **entry.params}
+    if not entry.accepts_extra:
+        _check_keys(value, allowed, path, f"{part.kind[:-1]} '{name}'")
+    out = {"name": name}
+    if part.common:
+        out.update(check_dataclass({k: v for k, v in value.items() if k in common}, part.common, path))
+    hints = entry.params
+    for pname, p in hints.items():
+        sub = f"{path}.{pname}"
+        if pname in value:
+            out[pname] = check_value(value[pname], p.annotation, sub)
+        elif not p.required:
+            out[pname] = p.default
+        else:
+            raise ConfigError(sub, f"required parameter of {part.kind[:-1]} '{name}' is missing")
+    for key in value:  # extra keys of parts that take **kwargs pass through
+        if key not in out:
+            out[key] = value[key]
+    return out
+
+
+def split_common(cfg: dict, part: Part) -> tuple[dict, dict]:
+    """Split a checked part mapping into (common keys, the part's own parameters without ``name``)."""
+    common_names = {f.name for f in dataclasses.fields(part.common)} if part.common else set()
+    common = {k: v for k, v in cfg.items() if k in common_names}
+    own = {k: v for k, v in cfg.items() if k not in common_names and k != "name"}
+    return common, own
+
+
+def build(kind: str, cfg, *context, path: str = "", common: type | None = None, **more_context):
+    """Build a registered part from a (checked or raw) mapping, passing ``context`` positionally."""
+    part = Part(kind, common)
+    checked = check_part(cfg, part, path)
+    _, own = split_common(checked, part)
+    entry = registry(kind).get(checked["name"], f"{path}.name")
+    return entry.target(*context, **more_context, **own)

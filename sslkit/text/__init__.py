@@ -1,0 +1,1 @@
+"""Offline text tools: tokenizers (each registers itself under ``tokenizers``)."""

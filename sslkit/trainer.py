@@ -1,0 +1,294 @@
+"""One training loop for every objective.
+
+Each step draws one batch from every stream the objectives asked for, then steps each player
+(``model``, or e.g. ``discriminator`` then ``generator``) with its own optimizer and schedule.
+Everything a resumed run needs — weights, optimizer and scheduler state, stream positions,
+RNG state — goes into the checkpoint, so on CPU a resumed run ends exactly where an
+uninterrupted one does.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from . import checkpoint, distributed
+from .data import DataBundle
+from .data.stream import Stream, StreamSpec
+from .errors import ConfigError, Interrupted, TrainingError
+from .model import MAIN_PLAYER, SSLModel
+from .schema import build
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", distributed.world()[1])
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError("trainer.device", f"unknown device '{name}' (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device", "CUDA requested but torch.cuda.is_available() is False")
+    return device
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+class Trainer:
+    """Runs the loop for an :class:`SSLModel` on a :class:`DataBundle` as configured by ``cfg``
+    (the resolved recipe) and writes logs, checkpoints and figures into ``run_dir`` (rank 0)."""
+
+    def __init__(self, cfg: dict, data: DataBundle, model: SSLModel, device: torch.device,
+                 run_dir: Optional[Path]):
+        self.cfg, self.tcfg, self.data, self.device = cfg, cfg["trainer"], data, device
+        self.run_dir = run_dir
+        self.rank, _, self.world = distributed.world()
+        self.model = model.to(device)
+        self.net = self.model
+        if self.world > 1:
+            multi = len(self.model.players) > 1
+            self.net = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=multi)
+        self.amp = (self.tcfg["precision"] == "bf16" or (self.tcfg["precision"] == "auto" and device.type == "cuda"))
+        self._build_streams()
+        self._build_optimizers()
+        self.step = 0
+        self.history: list = []
+        self._stop_signal = None
+
+    # ----------------------------------------------------------------- set-up
+    def _build_streams(self):
+        bs = self.tcfg["batch_size"]
+        sources = {"labeled": self.data.labeled, "all": self.data.train}
+        self.streams, self.stream_views, self.routes = {}, {}, []
+        for i, obj in enumerate(self.model.objectives):
+            route = {}
+            for name, spec in obj.streams().items():
+                spec = spec if isinstance(spec, StreamSpec) else StreamSpec(**spec)
+                key = f"{spec.source}|{spec.batch_ratio}|{spec.views}"
+                if key not in self.streams:
+                    rows = sources.get(spec.source)
+                    if rows is None:
+                        raise ConfigError(f"objectives[{i}]", f"unknown stream source '{spec.source}'")
+                    if len(rows) == 0:
+                        raise ConfigError(f"objectives[{i}].name", f"'{self.model.names[i]}' needs {spec.source} "
+                                                                   f"training rows, but the data has none")
+                    size = max(1, round(bs * spec.batch_ratio))
+                    if size % self.world:
+                        raise ConfigError("trainer.batch_size", f"stream batch {size} is not divisible by the "
+                                                                f"{self.world} processes")
+                    self.streams[key] = Stream(rows, size, self.cfg["seed"], key, self.rank, self.world)
+                    self.stream_views[key] = [build("views", v, self.data.info, path=f"objectives[{i}].views")
+                                              for v in (spec.views or ())]
+                route[name] = key
+            self.routes.append(route)
+        self.steps_per_epoch = max(math.ceil(len(s.data) / s.batch_size) for s in self.streams.values())
+        self.total_steps = self.tcfg["epochs"] * self.steps_per_epoch
+        if self.tcfg["max_steps"] is not None:
+            self.total_steps = min(self.total_steps, self.tcfg["max_steps"])
+        self.rows_per_step = sum(s.batch_size for s in self.streams.values())
+
+    def _build_optimizers(self):
+        self.optimizers, self.schedulers = {}, {}
+        for player, params in self.model.player_params.items():
+            if not params:
+                raise ConfigError("objectives", f"player '{player}' has no trainable parameters")
+            opt_cfg = dict(self.tcfg["optimizer"])
+            for i, obj in enumerate(self.model.objectives):
+                if player in obj.players:
+                    opt_cfg.update(self.cfg["objectives"][i]["optimizers"].get(player, {}))
+            path = "trainer.optimizer"
+            self.optimizers[player] = build("optimizers", opt_cfg, params, path=path)
+            self.schedulers[player] = build("schedulers", self.tcfg["scheduler"], self.optimizers[player],
+                                            self.total_steps, path="trainer.scheduler")
+
+    # ------------------------------------------------------------- the loop
+    def _next_batches(self) -> list:
+        fetched = {}
+        for key, stream in self.streams.items():
+            batch = _to(next(stream), self.device)
+            if self.stream_views[key]:
+                batch["views"] = [view(batch["x"]) for view in self.stream_views[key]]
+            fetched[key] = batch
+        return [{name: fetched[key] for name, key in route.items()} for route in self.routes]
+
+    def _train_step(self, batches) -> dict:
+        outputs = {}
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
+        for player in self.model.players:
+            with autocast:
+                total, outs = self.net(batches, player)
+            if not torch.isfinite(total):
+                bad = [n for n, o in outs.items() if not torch.isfinite(o.loss).all()] or list(outs)
+                raise TrainingError(f"non-finite loss ({float(total)}) in objective '{bad[0]}' at step "
+                                    f"{self.step + 1} (player '{player}'); stopping. The last good checkpoint is "
+                                    f"kept{f' in {self.run_dir}/checkpoints' if self.run_dir else ''}.")
+            opt = self.optimizers[player]
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            if self.tcfg["grad_clip"]:
+                nn.utils.clip_grad_norm_(self.model.player_params[player], self.tcfg["grad_clip"])
+            opt.step()
+            self.schedulers[player].step()
+            outputs[player] = (total, outs)
+        for obj in self.model.objectives:
+            obj.after_step(self.step, self.model.encoder)
+        return outputs
+
+    def _log_record(self, outputs, elapsed: float, steps: int) -> dict:
+        rec = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3)}
+        rec["loss"] = sum(float(t.detach()) for t, _ in outputs.values())
+        for player, (_, outs) in outputs.items():
+            for name, out in outs.items():
+                rec[f"{name}/loss"] = float(out.loss)
+                for k, v in out.metrics.items():
+                    rec[f"{name}/{k}"] = float(v)
+            rec[f"lr/{player}" if len(outputs) > 1 else "lr"] = self.optimizers[player].param_groups[0]["lr"]
+        rec["samples_per_s"] = round(self.rows_per_step * steps / max(elapsed, 1e-9), 1)
+        return rec
+
+    def evaluate(self) -> dict:
+        metrics = {}
+        self.model.eval()
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
+        with torch.no_grad(), autocast:
+            for name, obj in zip(self.model.names, self.model.objectives):
+                for k, v in obj.evaluate(self.data.test, self.model.encoder, self.tcfg["batch_size"],
+                                         self.device).items():
+                    metrics[k if k not in metrics else f"{name}/{k}"] = v
+        self.model.train()
+        return metrics
+
+    def _write(self, rec: dict):
+        self.history.append(rec)
+        if self.run_dir is not None:
+            with open(self.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+
+    def fit(self, resume: Optional[dict] = None) -> dict:
+        if resume is not None:
+            self.load_state(resume)
+        ev_every = self.tcfg["eval_every"] or self.steps_per_epoch
+        ck_every = self.tcfg["checkpoint_every"] or self.steps_per_epoch
+        log_every = max(1, self.tcfg["log_every"])
+        main = distributed.is_main()
+        bar = None
+        if self.tcfg["progress"] and main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True, leave=False)
+        self._install_signals()
+        self.model.train()
+        start = last_time = time.perf_counter()
+        last_step = self.step
+        try:
+            while self.step < self.total_steps:
+                outputs = self._train_step(self._next_batches())
+                self.step += 1
+                if bar is not None:
+                    bar.update(1)
+                done = self.step == self.total_steps
+                if self.step % log_every == 0 or done:
+                    now = time.perf_counter()
+                    rec = self._log_record(outputs, now - last_time, self.step - last_step)
+                    last_time, last_step = now, self.step
+                    if main:
+                        self._write(rec)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{rec['loss']:.4f}", samples_s=f"{rec['samples_per_s']:.0f}", refresh=False)
+                if self.step % ev_every == 0 and not done:
+                    if main:
+                        self._write({"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3),
+                                     **self.evaluate()})
+                    distributed.barrier()
+                if (self.step % ck_every == 0 or done) and main:
+                    self.save_checkpoint()
+                if self._stop_signal is not None and not done:
+                    if main:
+                        self.save_checkpoint()
+                    raise Interrupted(f"stopped by {self._stop_signal} at step {self.step}; checkpoint saved"
+                                      + (f". Continue with: sslkit run --resume {self.run_dir}" if self.run_dir else ""))
+        finally:
+            self._restore_signals()
+            if bar is not None:
+                bar.close()
+        wall = time.perf_counter() - start
+        final = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3)}
+        train = [r for r in self.history if "loss" in r]
+        if train:
+            final["train_loss"] = train[-1]["loss"]
+        if main:
+            final.update(self.evaluate())
+            self._write({"step": self.step, "epoch": final["epoch"], **{k: v for k, v in final.items()
+                                                                         if k.startswith("test_")}})
+            for obj in self.model.objectives:
+                final.update(obj.finalize(self.run_dir, self.data, self.model.encoder, self.device) or {})
+        final["train_time_s"] = round(wall, 3)
+        final["samples_per_s"] = round(self.rows_per_step * max(self.step - (resume or {}).get("step", 0), 0)
+                                       / max(wall, 1e-9), 1)
+        return final
+
+    # ---------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizers": {p: o.state_dict() for p, o in self.optimizers.items()},
+            "schedulers": {p: s.state_dict() for p, s in self.schedulers.items()},
+            "streams": {k: s.state_dict() for k, s in self.streams.items()},
+            "step": self.step,
+            "rng": torch.get_rng_state(),
+            "history": [json.dumps(r) for r in self.history],
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state(self, state: dict) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+            for p, o in self.optimizers.items():
+                o.load_state_dict(state["optimizers"][p])
+            for p, s in self.schedulers.items():
+                s.load_state_dict(state["schedulers"][p])
+            for k, s in self.streams.items():
+                s.load_state_dict(state["streams"][k])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise TrainingError(f"checkpoint does not match this recipe: {str(exc).splitlines()[0][:300]}") from None
+        self.step = int(state["step"])
+        self.history = [json.loads(r) for r in state.get("history", [])]
+        torch.set_rng_state(state["rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+
+    def save_checkpoint(self) -> None:
+        if self.run_dir is not None:
+            checkpoint.save(self.state_dict(), self.run_dir / "checkpoints" / "last.pt")
+
+    # -------------------------------------------------------------- signals
+    def _install_signals(self):
+        self._old_handlers = {}
+
+        def handler(signum, frame):
+            self._stop_signal = signal.Signals(signum).name
+
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old_handlers[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            self._old_handlers = {}
+
+    def _restore_signals(self):
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
