@@ -27,6 +27,13 @@ class DataCommon:
 
 
 @dataclass
+class EncoderCommon:
+    """Keys every encoder accepts."""
+
+    init_from: Optional[str] = None  # a run folder or checkpoint file whose encoder weights start this run
+
+
+@dataclass
 class ObjectiveCommon:
     """Keys every objective accepts."""
 
@@ -62,7 +69,7 @@ class Recipe:
     seed: int = 0
     imports: list[str] = field(default_factory=list)  # modules whose parts register themselves
     data: Annotated[dict, Part("datasets", DataCommon)] = field(default_factory=lambda: {"name": "digits"})
-    encoder: Annotated[dict, Part("encoders")] = field(default_factory=lambda: {"name": "mlp"})
+    encoder: Annotated[dict, Part("encoders", EncoderCommon)] = field(default_factory=lambda: {"name": "mlp"})
     objectives: list[Annotated[dict, Part("objectives", ObjectiveCommon)]] = field(
         default_factory=lambda: [{"name": "supervised"}])
     regularizer: Optional[Annotated[dict, Part("regularizers", RegularizerCommon)]] = None

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from . import checkpoint, config, distributed
-from .config import DataCommon, ObjectiveCommon, RegularizerCommon
+from .config import DataCommon, EncoderCommon, ObjectiveCommon, RegularizerCommon
 from .data import DataBundle, prepare
 from .errors import ConfigError, SSLKitError
 from .model import SSLModel
@@ -51,10 +51,26 @@ def build_data(cfg: dict) -> DataBundle:
     return prepare(examples, common, cfg["seed"])
 
 
+def load_encoder_weights(encoder, source: str) -> None:
+    """Copy the ``encoder.*`` weights of a run folder's (or a checkpoint file's) model into ``encoder``."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    state = checkpoint.load(path)["model"]
+    weights = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    try:
+        encoder.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ConfigError("encoder.init_from", f"{path} does not hold weights for this encoder: "
+                                               f"{str(exc).splitlines()[0][:300]}") from None
+
+
 def build_model(cfg: dict, data: DataBundle) -> SSLModel:
     """The encoder, objectives and regularizer of a resolved recipe, initialised from ``seed``."""
     torch.manual_seed(cfg["seed"])
-    encoder = build("encoders", cfg["encoder"], data.info, path="encoder")
+    encoder = build("encoders", cfg["encoder"], data.info, path="encoder", common=EncoderCommon)
+    if cfg["encoder"]["init_from"]:
+        load_encoder_weights(encoder, cfg["encoder"]["init_from"])
     objectives, names, weights = [], [], []
     for i, ocfg in enumerate(cfg["objectives"]):
         path = f"objectives[{i}]"
