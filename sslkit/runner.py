@@ -62,7 +62,7 @@ def load_encoder_weights(encoder, source: str) -> None:
         encoder.load_state_dict(weights)
     except RuntimeError as exc:
         raise ConfigError("encoder.init_from", f"{path} does not hold weights for this encoder: "
-                                               f"{str(exc).splitlines()[0][:300]}") from None
+                                               f"{' '.join(str(exc).split())[:400]}") from None
 
 
 def build_model(cfg: dict, data: DataBundle) -> SSLModel:

@@ -152,9 +152,9 @@ class Trainer:
         rec["loss"] = sum(float(t.detach()) for t, _ in outputs.values())
         for player, (_, outs) in outputs.items():
             for name, out in outs.items():
-                rec[f"{name}/loss"] = float(out.loss)
+                rec[f"{name}/loss"] = float(out.loss.detach())
                 for k, v in out.metrics.items():
-                    rec[f"{name}/{k}"] = float(v)
+                    rec[f"{name}/{k}"] = float(v.detach() if torch.is_tensor(v) else v)
             rec[f"lr/{player}" if len(outputs) > 1 else "lr"] = self.optimizers[player].param_groups[0]["lr"]
         rec["samples_per_s"] = round(self.rows_per_step * steps / max(elapsed, 1e-9), 1)
         return rec
