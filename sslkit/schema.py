@@ -150,7 +150,8 @@ def check_dataclass(value, cls, path: str) -> dict:
         elif f.default is not dataclasses.MISSING:
             out[name] = check_value(f.default, hints[name], sub) if f.default is not None else None
         elif f.default_factory is not dataclasses.MISSING:
-            out[name] = check_value(f.default_factory(), hints[name], sub)
+            default = f.default_factory()
+            out[name] = check_value({} if dataclasses.is_dataclass(default) else default, hints[name], sub)
         else:
             raise ConfigError(sub, "required key is missing")
     return out

@@ -1,0 +1,111 @@
+"""Recipe validation: every user mistake is one message naming its place, exit status 2, no traceback."""
+from __future__ import annotations
+
+import pytest
+
+from sslkit import config
+from sslkit.errors import ConfigError
+
+from conftest import RECIPES, sslkit_cli
+
+
+def resolve(raw):
+    return config.resolve(raw)
+
+
+def test_defaults_are_filled():
+    cfg = resolve({"objectives": [{"name": "supervised"}]})
+    assert cfg["trainer"]["batch_size"] == 64
+    assert cfg["objectives"][0]["weight"] == 1.0
+    assert cfg["objectives"][0]["label_smoothing"] == 0.0
+    assert cfg["trainer"]["optimizer"]["name"] == "adamw"
+    assert cfg["encoder"]["hidden"] == (256, 256)
+
+
+@pytest.mark.parametrize("raw,path,fragment", [
+    ({"objectives": [{"name": "supervised", "label_smothing": 0.1}]}, "objectives[0].label_smothing",
+     "did you mean 'label_smoothing'"),
+    ({"objectives": [{"name": "supervized"}]}, "objectives[0].name", "did you mean 'supervised'"),
+    ({"trainer": {"batch_size": "big"}}, "trainer.batch_size", "expected integer"),
+    ({"trainer": {"epocs": 3}}, "trainer.epocs", "did you mean 'epochs'"),
+    ({"trainer": {"optimizer": {"name": "adamw", "lrr": 0.1}}}, "trainer.optimizer.lrr", "did you mean 'lr'"),
+    ({"trainer": {"optimizer": {"name": "adamw", "lr": "fast"}}}, "trainer.optimizer.lr", "expected number"),
+    ({"trainer": {"precision": "fp16"}}, "trainer.precision", "one of"),
+    ({"encoder": {"name": "mlp", "hidden": [256, "x"]}}, "encoder.hidden[1]", "expected integer"),
+    ({"dataa": {"name": "digits"}}, "dataa", "did you mean 'data'"),
+    ({"data": {"name": "digitz"}}, "data.name", "did you mean 'digits'"),
+    ({"objectives": []}, "objectives", "at least one"),
+    ({"regularizer": {"name": "l22"}}, "regularizer.name", "did you mean"),
+])
+def test_bad_recipe_names_the_path(raw, path, fragment):
+    with pytest.raises(ConfigError) as err:
+        resolve(raw)
+    assert err.value.path == path
+    assert fragment in str(err.value)
+
+
+def test_overrides_set_nested_and_indexed_keys():
+    raw = {"objectives": [{"name": "supervised"}], "encoder": "mlp"}
+    out = config.apply_overrides(raw, ["objectives[0].weight=0.5", "objectives.0.label_smoothing=0.1",
+                                       "encoder.hidden=[32, 16]", "trainer.max_steps=7"])
+    cfg = resolve(out)
+    assert cfg["objectives"][0]["weight"] == 0.5 and cfg["objectives"][0]["label_smoothing"] == 0.1
+    assert cfg["encoder"]["hidden"] == [32, 16] and cfg["trainer"]["max_steps"] == 7
+    assert raw["encoder"] == "mlp", "overrides must not modify the input"
+
+
+@pytest.mark.parametrize("spec", ["trainer.max_steps", "=3", "a..b=1", "objectives[5].weight=1", "x=[1,"])
+def test_malformed_override(spec):
+    with pytest.raises(ConfigError):
+        config.apply_overrides({"objectives": [{"name": "supervised"}]}, [spec])
+
+
+def test_malformed_yaml_names_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer:\n  epochs: [1, 2\n")
+    with pytest.raises(ConfigError) as err:
+        config.load_yaml(bad)
+    assert "malformed YAML" in str(err.value) and "line" in str(err.value)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("seed: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError):
+        config.load_yaml(evil)
+
+
+def test_recipe_must_be_mapping(tmp_path):
+    p = tmp_path / "list.yaml"
+    p.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        config.load_yaml(p)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["run", "recipes/supervised_digits.yaml", "--set", "objectives[0].label_smothing=0.1"],
+     "objectives[0].label_smothing: unknown key for objective 'supervised'; did you mean 'label_smoothing'?"),
+    (["run", "no/such/recipe.yaml"], "recipe file not found"),
+    (["run", "recipes/supervised_digits.yaml", "--set", "trainer.max_steps"], "expected KEY=VALUE"),
+    (["validate", "recipes/supervised_digits.yaml", "--set", "data.labels_per_class=1000"],
+     "data.labels_per_class: 1000 labels per class requested"),
+    (["describe", "supervized"], "did you mean 'supervised'"),
+])
+def test_cli_errors_exit_2_without_traceback(args, fragment):
+    proc = sslkit_cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert fragment in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_malformed_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {name: digits\n")
+    proc = sslkit_cli("run", bad)
+    assert proc.returncode == 2 and "malformed YAML" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_every_shipped_recipe_validates():
+    for path in sorted(RECIPES.glob("*.yaml")):
+        cfg = config.load_recipe(path)
+        assert cfg["objectives"], path
