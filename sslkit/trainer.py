@@ -132,7 +132,7 @@ class Trainer:
                 total, outs = self.net(batches, player)
             if not torch.isfinite(total):
                 bad = [n for n, o in outs.items() if not torch.isfinite(o.loss).all()] or list(outs)
-                raise TrainingError(f"non-finite loss ({float(total)}) in objective '{bad[0]}' at step "
+                raise TrainingError(f"non-finite loss ({float(total.detach())}) in objective '{bad[0]}' at step "
                                     f"{self.step + 1} (player '{player}'); stopping. The last good checkpoint is "
                                     f"kept{f' in {self.run_dir}/checkpoints' if self.run_dir else ''}.")
             opt = self.optimizers[player]
@@ -156,6 +156,11 @@ class Trainer:
                 for k, v in out.metrics.items():
                     rec[f"{name}/{k}"] = float(v.detach() if torch.is_tensor(v) else v)
             rec[f"lr/{player}" if len(outputs) > 1 else "lr"] = self.optimizers[player].param_groups[0]["lr"]
+        if self.world > 1:  # log the mean over ranks, i.e. the loss of the global batch
+            keys = [k for k in rec if k not in ("step", "epoch") and not k.startswith("lr")]
+            vals = torch.tensor([float(rec[k]) for k in keys], dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(vals)
+            rec.update({k: float(v) / self.world for k, v in zip(keys, vals)})
         rec["samples_per_s"] = round(self.rows_per_step * steps / max(elapsed, 1e-9), 1)
         return rec
 
