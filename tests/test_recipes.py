@@ -1,0 +1,18 @@
+"""Every shipped recipe runs (at smoke size) and writes its final metrics."""
+from __future__ import annotations
+
+import pytest
+
+import sslkit
+
+from conftest import RECIPES, SMOKE
+
+ALL = sorted(RECIPES.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_recipe_runs_at_smoke_size(path, tmp_path):
+    sslkit.validate(path)
+    res = sslkit.run(path, overrides=dict(SMOKE), out=tmp_path / path.stem)
+    assert (res.run_dir / "metrics.json").is_file()
+    assert res.metrics["step"] == 3
