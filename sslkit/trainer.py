@@ -22,7 +22,7 @@ from torch import nn
 from . import checkpoint, distributed
 from .data import DataBundle
 from .data.stream import Stream, StreamSpec
-from .errors import ConfigError, Interrupted, TrainingError
+from .errors import ConfigError, Interrupted, TrainingError, did_you_mean
 from .model import MAIN_PLAYER, SSLModel
 from .schema import build
 
@@ -102,14 +102,25 @@ class Trainer:
 
     def _build_optimizers(self):
         self.optimizers, self.schedulers = {}, {}
+        for i, obj in enumerate(self.model.objectives):
+            for player in self.cfg["objectives"][i]["optimizers"]:
+                if player not in obj.players:
+                    raise ConfigError(f"objectives[{i}].optimizers.{player}",
+                                      f"'{self.model.names[i]}' has no player '{player}'"
+                                      f"{did_you_mean(player, obj.players)} (players: {', '.join(obj.players)})")
         for player, params in self.model.player_params.items():
             if not params:
                 raise ConfigError("objectives", f"player '{player}' has no trainable parameters")
-            opt_cfg = dict(self.tcfg["optimizer"])
+            opt_cfg, path = dict(self.tcfg["optimizer"]), "trainer.optimizer"
             for i, obj in enumerate(self.model.objectives):
-                if player in obj.players:
-                    opt_cfg.update(self.cfg["objectives"][i]["optimizers"].get(player, {}))
-            path = "trainer.optimizer"
+                override = self.cfg["objectives"][i]["optimizers"].get(player)
+                if override:
+                    if not isinstance(override, dict):
+                        raise ConfigError(f"objectives[{i}].optimizers.{player}", "expected a mapping of optimizer keys")
+                    if "name" in override and override["name"] != opt_cfg["name"]:
+                        opt_cfg = {}  # another optimizer: trainer.optimizer's keys may not apply to it
+                    opt_cfg.update(override)
+                    path = f"objectives[{i}].optimizers.{player}"
             self.optimizers[player] = build("optimizers", opt_cfg, params, path=path)
             self.schedulers[player] = build("schedulers", self.tcfg["scheduler"], self.optimizers[player],
                                             self.total_steps, path="trainer.scheduler")
