@@ -27,12 +27,13 @@ def main():
               help="Override a recipe key, e.g. --set trainer.max_steps=5 (repeatable).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<recipe>-<time>).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
-def run(recipe, overrides, out, resume):
+@click.option("--stage", help="In a staged recipe, run only this stage (earlier stages' folders must exist).")
+def run(recipe, overrides, out, resume, stage):
     """Train RECIPE and write a run folder."""
     from .runner import run as run_recipe
 
     try:
-        result = run_recipe(recipe, list(overrides), out=out, resume=resume)
+        result = run_recipe(recipe, list(overrides), out=out, resume=resume, stage=stage)
     except SSLKitError as exc:
         _fail(exc)
     if result.run_dir is not None:

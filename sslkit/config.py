@@ -24,6 +24,10 @@ class DataCommon:
 
     labels_per_class: Optional[int] = None  # keep this many labels per class, hide the rest (semi-supervised)
     test_size: float = 0.25  # stratified test fraction, for datasets without a fixed split
+    annotators: Optional[int] = None  # K simulated annotators per training row (weak supervision; see data/annotators.py)
+    annotator_accuracy: float = 0.7  # probability that an annotator's label is the true class
+    annotator_noise: Literal["uniform", "class_confusing"] = "uniform"  # how wrong labels are drawn
+    annotator_missing_rate: float = 0.0  # probability that an annotator skipped a row (label -1)
 
 
 @dataclass
@@ -74,6 +78,7 @@ class Recipe:
         default_factory=lambda: [{"name": "supervised"}])
     regularizer: Optional[Annotated[dict, Part("regularizers", RegularizerCommon)]] = None
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    stages: Optional[dict] = None  # name -> recipe; see sslkit.stages
 
 
 def load_yaml(path) -> dict:

@@ -36,14 +36,15 @@ class Output(NamedTuple):
 class ObjectiveContext:
     """What an objective may use to build itself: the data description, the shared encoder (for
     its ``out_dim`` and modality), the prepared data (e.g. to size a decoder), the recipe path of
-    this objective for error messages, and the run's seed."""
+    this objective for error messages, the run's seed, and (in a staged recipe) the run folders of
+    earlier stages, which :func:`sslkit.runner.load_run` rebuilds as frozen models."""
 
     info: DataInfo
     encoder: nn.Module
     data: Optional[DataBundle] = None
     path: str = "objectives[0]"
     seed: int = 0
-    extras: dict = field(default_factory=dict)
+    stages: dict = field(default_factory=dict)  # run folders of earlier stages of a staged recipe, by name
 
 
 class Objective(nn.Module):

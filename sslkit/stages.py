@@ -1,0 +1,60 @@
+"""Multi-stage recipes (pretrain -> SFT -> reward model -> PPO, ...).
+
+A recipe with ``stages:`` maps stage names, in order, to recipes of their own. Every other
+top-level key is a default that each stage inherits (mappings merge key by key, lists and
+scalars are replaced), and a ``--set`` on a top-level key applies to every stage, so
+``--set trainer.max_steps=2`` shrinks the whole pipeline. ``from: NAME`` starts a stage's
+encoder from an earlier stage's weights; objectives can also load earlier stages by name
+(their run folders arrive in ``ObjectiveContext.stages``).
+"""
+from __future__ import annotations
+
+import copy
+
+from . import config
+from .errors import ConfigError
+
+
+def merge(base: dict, override: dict) -> dict:
+    """Recursive merge: mappings merge, everything else in ``override`` replaces ``base``."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _split_overrides(overrides) -> tuple[list, list]:
+    items = list(overrides.items()) if isinstance(overrides, dict) else [config.parse_override(s) for s in overrides]
+    staged = [(k, v) for k, v in items if k.startswith("stages.") or k.startswith("stages[")]
+    shared = [(k, v) for k, v in items if (k, v) not in staged]
+    return staged, shared
+
+
+def resolve_stages(raw: dict, overrides=()) -> dict:
+    """``{stage name: (resolved recipe, name of the stage it starts from or None)}`` in order."""
+    staged, shared = _split_overrides(overrides)
+    raw = config.apply_overrides(raw, dict(staged))
+    stages = raw.get("stages")
+    if not isinstance(stages, dict) or not stages:
+        raise ConfigError("stages", "expected a mapping of stage names to recipes")
+    defaults = {k: v for k, v in raw.items() if k != "stages"}
+    out, seen = {}, []
+    for name, stage in stages.items():
+        path = f"stages.{name}"
+        if not isinstance(stage, dict):
+            raise ConfigError(path, "expected a mapping (a recipe for this stage)")
+        stage = dict(stage)
+        source = stage.pop("from", None)
+        if source is not None and source not in seen:
+            raise ConfigError(f"{path}.from", f"'{source}' is not an earlier stage (earlier: {', '.join(seen) or 'none'})")
+        merged = config.apply_overrides(merge(defaults, stage), dict(shared))
+        try:
+            cfg = config.resolve(merged)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}.{exc.path}" if exc.path else path, exc.message) from None
+        out[name] = (cfg, source)
+        seen.append(name)
+    return out

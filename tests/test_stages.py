@@ -1,0 +1,81 @@
+"""Multi-stage recipes: inherited defaults, shared overrides, ``from:``, ``--stage`` and resume."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import sslkit
+from sslkit import checkpoint
+from sslkit.errors import ConfigError
+from sslkit.stages import merge, resolve_stages
+
+from conftest import sslkit_cli
+
+STAGED = {
+    "seed": 0,
+    "data": {"name": "digits"},
+    "encoder": {"name": "mlp", "hidden": [32]},
+    "trainer": {"max_steps": 20, "progress": False, "batch_size": 32},
+    "stages": {
+        "pre": {"objectives": [{"name": "supervised"}]},
+        "fine": {"from": "pre", "data": {"labels_per_class": 5}, "trainer": {"max_steps": 10},
+                 "objectives": [{"name": "supervised", "label_smoothing": 0.1}]},
+    },
+}
+
+
+def test_merge_is_recursive_and_replaces_lists():
+    assert merge({"a": {"b": 1, "c": [1]}, "d": 1}, {"a": {"c": [2]}}) == {"a": {"b": 1, "c": [2]}, "d": 1}
+
+
+def test_stages_inherit_and_overrides_apply_to_all():
+    stages = resolve_stages(STAGED, ["trainer.max_steps=2"])
+    assert list(stages) == ["pre", "fine"]
+    pre, fine = stages["pre"][0], stages["fine"][0]
+    assert pre["encoder"]["hidden"] == fine["encoder"]["hidden"] == [32]
+    assert fine["data"]["labels_per_class"] == 5 and fine["data"]["name"] == "digits"
+    assert pre["trainer"]["max_steps"] == fine["trainer"]["max_steps"] == 2
+    assert stages["fine"][1] == "pre"
+    only = resolve_stages(STAGED, ["stages.fine.trainer.max_steps=7"])
+    assert only["fine"][0]["trainer"]["max_steps"] == 7 and only["pre"][0]["trainer"]["max_steps"] == 20
+
+
+def test_stage_errors_name_the_stage():
+    bad = merge(STAGED, {"stages": {"fine": {"objectives": [{"name": "supervised", "label_smothing": 0.1}]}}})
+    with pytest.raises(ConfigError) as err:
+        resolve_stages(bad)
+    assert err.value.path == "stages.fine.objectives[0].label_smothing"
+    bad = merge(STAGED, {"stages": {"pre": {"from": "fine"}}})
+    with pytest.raises(ConfigError, match="not an earlier stage"):
+        resolve_stages(bad)
+
+
+def test_pipeline_runs_stages_in_order_and_starts_from_earlier_weights(tmp_path):
+    res = sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p")
+    assert res.metrics["pre/step"] == 3 and res.metrics["fine/step"] == 3
+    assert "fine/test_accuracy" in json.loads((tmp_path / "p" / "metrics.json").read_text())
+    fine_cfg = (tmp_path / "p" / "fine" / "config.yaml").read_text()
+    assert "init_from:" in fine_cfg and str(tmp_path / "p" / "pre") in fine_cfg
+    # the fine stage's encoder started from the pre stage's final weights
+    pre_state = checkpoint.load(tmp_path / "p" / "pre" / "checkpoints" / "last.pt")["model"]
+    cfg, data, model = sslkit.runner.load_run(tmp_path / "p" / "fine")
+    assert not torch.equal(pre_state["encoder.net.1.weight"], model.encoder.net[1].weight)  # trained further
+    # --stage reruns one stage only, using the earlier stage's folder
+    (tmp_path / "p" / "fine" / "metrics.json").unlink()
+    sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p", stage="fine")
+    assert (tmp_path / "p" / "fine" / "metrics.json").is_file()
+    with pytest.raises(ConfigError, match="did you mean 'fine'"):
+        sslkit.run(STAGED, out=tmp_path / "p", stage="fin")
+
+
+def test_resume_skips_finished_stages(tmp_path):
+    sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p")
+    pre_metrics = (tmp_path / "p" / "pre" / "metrics.json").read_text()
+    (tmp_path / "p" / "fine" / "metrics.json").unlink()
+    proc = sslkit_cli("run", "--resume", tmp_path / "p")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "p" / "pre" / "metrics.json").read_text() == pre_metrics
+    fine = json.loads((tmp_path / "p" / "fine" / "metrics.json").read_text())
+    assert fine["step"] == 3, "the first run's --set trainer.max_steps=3 must survive the resume"
