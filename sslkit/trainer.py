@@ -204,7 +204,8 @@ class Trainer:
         if self.tcfg["progress"] and main:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True, leave=False)
+            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True, leave=False,
+                       disable=None)  # None: off when stderr is not a terminal (CI logs, pipes)
         self._install_signals()
         self.model.train()
         start = last_time = time.perf_counter()
