@@ -161,9 +161,10 @@ class Trainer:
     def _log_record(self, outputs, elapsed: float, steps: int) -> dict:
         rec = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3)}
         rec["loss"] = sum(float(t.detach()) for t, _ in outputs.values())
+        many = len(outputs) > 1
         for player, (_, outs) in outputs.items():
             for name, out in outs.items():
-                rec[f"{name}/loss"] = float(out.loss.detach())
+                rec[f"{name}/{player}_loss" if many else f"{name}/loss"] = float(out.loss.detach())
                 for k, v in out.metrics.items():
                     rec[f"{name}/{k}"] = float(v.detach() if torch.is_tensor(v) else v)
             rec[f"lr/{player}" if len(outputs) > 1 else "lr"] = self.optimizers[player].param_groups[0]["lr"]

@@ -1,0 +1,221 @@
+"""Generative adversarial network (Goodfellow et al. 2014) as a two-player objective of the normal trainer.
+
+The discriminator ``D(x) = head(encoder(x))`` (a logit) reuses the run's registered encoder as its body, so
+its features can be evaluated downstream; the generator ``G(z)``, ``z ~ N(0, I)``, is a head sized from the
+data. Each training step the trainer steps the ``discriminator`` player, then the ``generator`` player, each
+with its own optimizer (``objectives[i].optimizers.{discriminator,generator}`` merged onto
+``trainer.optimizer``). With ``r`` the logits of real rows and ``f`` those of generated rows
+(``softplus(t) = log(1 + e^t)``):
+
+* non-saturating: ``L_D = mean softplus(-r) + mean softplus(f)``, ``L_G = mean softplus(-f)``;
+* hinge: ``L_D = mean relu(1 - r) + mean relu(1 + f)``, ``L_G = -mean f``;
+
+plus an optional penalty on the discriminator: ``r1``: ``gamma/2 * mean ||grad_x D(x)||^2`` on real rows
+(Mescheder et al. 2018), or ``gp``: ``lambda * mean (||grad_x D(x_hat)||_2 - 1)^2`` on random
+interpolates ``x_hat`` of real and generated rows (Gulrajani et al. 2017); ``penalty_weight`` is
+gamma or lambda.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.stream import StreamSpec
+from ..errors import ConfigError
+from ..registry import register
+from .base import Objective, ObjectiveContext, Output, batched
+from .vae import data_range, eval_mode, make_decoder, save_samples
+
+
+def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str) -> torch.Tensor:
+    """``L_D`` from the discriminator logits of real and generated rows (see the module docstring)."""
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def generator_loss(fake: torch.Tensor, kind: str) -> torch.Tensor:
+    """``L_G`` from the discriminator logits of generated rows."""
+    if kind == "hinge":
+        return -fake.mean()
+    return F.softplus(-fake).mean()
+
+
+def input_gradient_norms(d_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-row L2 norm of ``grad_x sum(d_out)`` (each row's output depends only on its own input), kept in
+    the graph so a penalty on it trains the discriminator."""
+    (grad,) = torch.autograd.grad(d_out.sum(), x, create_graph=True)
+    return grad.flatten(1).norm(dim=1)
+
+
+@register("objectives", "gan")
+class GAN(Objective):
+    """Generative adversarial network; players ``discriminator`` (the encoder + a linear logit head) and
+    ``generator`` (a head from ``z ~ N(0, I)`` to an input), stepped in turn by the trainer.
+
+    latent_dim: size of ``z``.
+    loss: ``non_saturating`` or ``hinge`` (formulas in the module docstring).
+    penalty: ``none``, ``r1`` (on real rows) or ``gp`` (WGAN-GP on interpolates).
+    penalty_weight: gamma of R1 (``gamma/2 * E||grad||^2``) or lambda of the gradient penalty.
+    generator: ``mlp``, or ``deconv`` (transposed convolutions, images only).
+    generator_hidden: hidden widths of the MLP generator, or channel widths (one per 2x upsampling).
+    batch_norm: BatchNorm in the generator's hidden layers.
+    output: the generator's last activation; ``auto``: sigmoid when the data lie in [0, 1], else none.
+    ema: decay of an exponential moving average of the generator's weights used for evaluation and samples
+        (0: sample from the trained generator itself).
+    num_samples: generated samples scored for sample quality (null: as many as the test split has rows).
+    collapse_share: the samples count as mode-collapsed when one predicted class holds more than this share.
+    probe: fit the frozen-feature linear probe / k-NN on the discriminator's features (the encoder) at the end.
+    """
+
+    players = ("discriminator", "generator")
+
+    def __init__(self, ctx: ObjectiveContext, *, latent_dim: int = 32,
+                 loss: Literal["non_saturating", "hinge"] = "non_saturating",
+                 penalty: Literal["none", "r1", "gp"] = "none", penalty_weight: float = 1.0,
+                 generator: Literal["mlp", "deconv"] = "mlp", generator_hidden: list[int] = (256, 256),
+                 batch_norm: bool = True, output: Literal["auto", "sigmoid", "none"] = "auto",
+                 ema: float = 0.0, num_samples: Optional[int] = None, collapse_share: float = 0.5,
+                 probe: bool = True):
+        super().__init__()
+        p = ctx.path
+        if not 0 <= ema < 1:
+            raise ConfigError(f"{p}.ema", f"must be in [0, 1), got {ema}")
+        if latent_dim < 1:
+            raise ConfigError(f"{p}.latent_dim", f"must be at least 1, got {latent_dim}")
+        if penalty_weight < 0:
+            raise ConfigError(f"{p}.penalty_weight", f"must be >= 0, got {penalty_weight}")
+        if not 0 < collapse_share <= 1:
+            raise ConfigError(f"{p}.collapse_share", f"must be in (0, 1], got {collapse_share}")
+        self.range = data_range(ctx.data)
+        if output == "auto":
+            output = "sigmoid" if self.range and self.range[0] >= 0 and self.range[1] <= 1 else "none"
+        self.latent_dim, self.loss_kind, self.penalty, self.penalty_weight = latent_dim, loss, penalty, penalty_weight
+        self.output, self.num_samples, self.collapse_share = output, num_samples, collapse_share
+        self.probe, self.seed = probe, ctx.seed
+        self.__dict__["_bundle"] = ctx.data  # a plain attribute: data is not part of the checkpoint
+        self.generator = make_decoder(generator, latent_dim, ctx.info, generator_hidden, batch_norm, p,
+                                      key="generator_hidden")
+        self.head = nn.Linear(ctx.encoder.out_dim, 1)
+        self.ema = ema
+        # an averaged copy (no gradients, claimed by no player) that is checkpointed with the model
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if ema else None
+
+    def streams(self):
+        return {"all": StreamSpec("all")}
+
+    def player_parameters(self, player, encoder):
+        if player == "discriminator":  # the encoder is the discriminator's body
+            return list(encoder.parameters()) + list(self.head.parameters())
+        return list(self.generator.parameters())
+
+    def generate(self, z: torch.Tensor, averaged: bool = False) -> torch.Tensor:
+        """G(z); ``averaged``: with the moving-average generator when there is one."""
+        net = self.generator_ema if averaged and self.generator_ema is not None else self.generator
+        out = net(z)
+        return torch.sigmoid(out) if self.output == "sigmoid" else out
+
+    def discriminate(self, x: torch.Tensor, encoder) -> torch.Tensor:
+        """D(x): one logit per row."""
+        return self.head(encoder(x)).squeeze(1)
+
+    def forward(self, batch, encoder, player="discriminator"):
+        real = batch["all"]["x"].float()
+        z = torch.randn(len(real), self.latent_dim, device=real.device)
+        if player == "generator":
+            f = self.discriminate(self.generate(z), encoder)
+            loss = generator_loss(f, self.loss_kind)
+            return Output(loss, {"g_loss": loss.detach()})
+        with torch.no_grad():
+            fake = self.generate(z)
+        if self.penalty == "r1":
+            real = real.detach().requires_grad_(True)
+        # one pass over real and generated rows, so normalisation layers see both
+        logits = self.discriminate(torch.cat([real, fake]), encoder)
+        r, f = logits[:len(real)], logits[len(real):]
+        loss = discriminator_loss(r, f, self.loss_kind)
+        metrics = {"d_loss": loss.detach(), "d_real": torch.sigmoid(r).mean().detach(),
+                   "d_fake": torch.sigmoid(f).mean().detach()}
+        if self.penalty != "none":
+            if self.penalty == "r1":
+                pen = 0.5 * input_gradient_norms(r, real).pow(2).mean()
+            else:
+                t = torch.rand(len(real), *[1] * (real.dim() - 1), device=real.device)
+                mix = (t * real.detach() + (1 - t) * fake).requires_grad_(True)
+                pen = (input_gradient_norms(self.discriminate(mix, encoder), mix) - 1).pow(2).mean()
+            loss = loss + self.penalty_weight * pen
+            metrics["penalty"] = pen.detach()
+        return Output(loss, metrics)
+
+    @torch.no_grad()
+    def after_step(self, step, encoder):
+        if self.generator_ema is not None:
+            for avg, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
+                avg.lerp_(p, 1 - self.ema)
+            for avg, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
+                avg.copy_(b)  # BatchNorm statistics: the current ones
+
+    # -- evaluation
+    def sample(self, n: int, device, seed: int) -> torch.Tensor:
+        """``n`` samples G(z), ``z ~ N(0, I)``, drawn with their own generator (generator in eval mode)."""
+        gen = torch.Generator(device=device).manual_seed(seed)
+        z = torch.randn(n, self.latent_dim, device=device, generator=gen)
+        return torch.cat([self.generate(z[i:i + 512], averaged=True) for i in range(0, n, 512)])
+
+    @torch.no_grad()
+    def evaluate(self, test, encoder, batch_size, device) -> dict:
+        """Mean D(x) probability on the test split and on as many samples; with class labels, the samples'
+        predicted-class balance (``test_sample_max_class_share``, ``test_sample_classes_covered``) so a
+        collapse shows up in ``metrics.jsonl`` while training."""
+        real = [torch.sigmoid(self.discriminate(b["x"].float(), encoder))
+                for b in batched(test, batch_size, device, ("x",))]
+        if not real:
+            return {}
+        real = torch.cat(real)
+        fake = self.sample(len(real), device, self.seed + 1)
+        out = {"test_d_real": float(real.mean()),
+               "test_d_fake": float(torch.sigmoid(self.discriminate(fake, encoder)).mean())}
+        data = self._data()
+        if data is not None and data.info.num_classes:
+            from ..evaluation.sample_quality import SampleScorer, class_balance
+
+            scorer = SampleScorer(data, seed=self.seed)
+            bal = class_balance(scorer.probs(fake))
+            out.update({"test_sample_max_class_share": bal["max_class_share"],
+                        "test_sample_classes_covered": bal["classes_covered"]})
+        return out
+
+    def _data(self):
+        return self.__dict__.get("_bundle")
+
+    def finalize(self, run_dir, data, encoder, device) -> dict:
+        from ..evaluation import embedding_figure, extract_features, probe_metrics
+        from ..evaluation.sample_quality import sample_quality_metrics
+
+        metrics = {}
+        with eval_mode(self, encoder):
+            n = self.num_samples or max(len(data.test), 100)
+            samples = self.sample(n, device, self.seed + 1).float().cpu()
+            if self.probe and data.info.num_classes and len(data.test):
+                train_f = extract_features(encoder, data.train, 256, device)
+                test_f = extract_features(encoder, data.test, 256, device)
+            else:
+                train_f = test_f = None
+        if data.info.num_classes and len(data.test):
+            metrics.update(sample_quality_metrics(samples, data, seed=self.seed, collapse_share=self.collapse_share))
+            if train_f is not None:
+                train_y = data.train.columns.get("y_true", data.train.columns["y"])
+                metrics.update(probe_metrics(train_f, train_y, test_f, data.test.columns["y"], seed=self.seed))
+        if run_dir is not None:
+            run_dir = Path(run_dir)
+            save_samples(samples, data, run_dir / "samples.png", "GAN samples: G(z), z ~ N(0, I)")
+            if test_f is not None and len(test_f) >= 5:
+                embedding_figure(test_f, data.test.columns["y"], run_dir / "embedding.png", seed=self.seed,
+                                 class_names=data.info.class_names or None,
+                                 title="t-SNE of the discriminator's features (test split)")
+        return metrics

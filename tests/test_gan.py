@@ -1,0 +1,172 @@
+"""The GAN objective: its losses and penalties by hand, the two players inside the normal trainer (each with
+its own optimizer settings and parameters), collapse detection, and the recipe end to end."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import sslkit
+from sslkit import config
+from sslkit.data import DataInfo
+from sslkit.objectives.base import ObjectiveContext
+from sslkit.objectives.gan import GAN, discriminator_loss, generator_loss
+from sslkit.runner import build_data, build_model
+from sslkit.trainer import Trainer
+
+from conftest import RECIPES
+
+RECIPE = RECIPES / "gan_digits.yaml"
+
+
+def softplus(t):
+    return math.log1p(math.exp(t))
+
+
+def test_losses_by_hand():
+    r, f = torch.tensor([0.5, -1.0]), torch.tensor([0.2, 2.0, -0.3])
+    d_ns = (softplus(-0.5) + softplus(1.0)) / 2 + (softplus(0.2) + softplus(2.0) + softplus(-0.3)) / 3
+    assert float(discriminator_loss(r, f, "non_saturating")) == pytest.approx(d_ns, rel=1e-6)
+    assert float(generator_loss(f, "non_saturating")) == pytest.approx(
+        (softplus(-0.2) + softplus(-2.0) + softplus(0.3)) / 3, rel=1e-6)
+    d_hinge = (max(0, 1 - 0.5) + max(0, 1 + 1.0)) / 2 + (max(0, 1.2) + max(0, 3.0) + max(0, 0.7)) / 3
+    assert float(discriminator_loss(r, f, "hinge")) == pytest.approx(d_hinge, rel=1e-6)
+    assert float(generator_loss(f, "hinge")) == pytest.approx(-(0.2 + 2.0 - 0.3) / 3, rel=1e-6)
+
+
+class LinearEncoder(nn.Module):
+    def __init__(self, dim, out):
+        super().__init__()
+        self.lin, self.out_dim = nn.Linear(dim, out), out
+
+    def forward(self, x):
+        return self.lin(x.flatten(1))
+
+
+def tiny_gan(**kw):
+    torch.manual_seed(0)
+    enc = LinearEncoder(3, 4)
+    gan = GAN(ObjectiveContext(DataInfo("tabular", (3,), 0), enc), latent_dim=2, generator_hidden=[8],
+              probe=False, **kw)
+    return gan, enc
+
+
+@pytest.mark.parametrize("penalty", ["r1", "gp"])
+def test_penalties_on_a_linear_discriminator(penalty):
+    """D(x) = v . (W x + c) + e has input gradient W^T v everywhere, so R1 = gamma/2 |W^T v|^2 and
+    GP = lambda (|W^T v| - 1)^2 exactly."""
+    gan, enc = tiny_gan(penalty=penalty, penalty_weight=3.0)
+    plain, _ = tiny_gan()
+    plain.load_state_dict(gan.state_dict())
+    x = torch.randn(5, 3)
+    torch.manual_seed(1)
+    with_pen = gan({"all": {"x": x}}, enc, "discriminator")
+    torch.manual_seed(1)
+    without = plain({"all": {"x": x}}, enc, "discriminator")
+    g = (enc.lin.weight.T @ gan.head.weight.T).norm().detach()
+    want = 0.5 * g ** 2 if penalty == "r1" else (g - 1) ** 2
+    assert float(with_pen.metrics["penalty"]) == pytest.approx(float(want), rel=1e-5)
+    assert float((with_pen.loss - without.loss).detach()) == pytest.approx(3.0 * float(want), rel=1e-5)
+    with_pen.loss.backward()  # the penalty trains the discriminator: its weights get its gradient
+    assert enc.lin.weight.grad is not None
+
+
+def test_each_player_steps_only_its_own_parameters():
+    gan, enc = tiny_gan()
+    x = torch.randn(6, 3)
+    d_params = {id(p) for p in gan.player_parameters("discriminator", enc)}
+    g_params = {id(p) for p in gan.player_parameters("generator", enc)}
+    assert d_params.isdisjoint(g_params)
+    assert {id(p) for p in enc.parameters()} <= d_params  # the encoder is the discriminator's body
+    assert d_params | g_params == {id(p) for p in list(gan.parameters()) + list(enc.parameters())}
+    gan({"all": {"x": x}}, enc, "discriminator").loss.backward()
+    assert all(p.grad is None for p in gan.generator.parameters())  # generated rows are detached for D
+    gan({"all": {"x": x}}, enc, "generator").loss.backward()
+    assert all(p.grad is not None for p in gan.generator.parameters())
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    cfg = config.load_recipe(RECIPE, ["trainer.max_steps=4", "trainer.progress=false",
+                                      "objectives[0].optimizers.discriminator.lr=0.0004"])
+    data = build_data(cfg)
+    return Trainer(cfg, data, build_model(cfg, data), torch.device("cpu"), None)
+
+
+def test_players_get_their_own_optimizers(trainer):
+    opt = trainer.optimizers
+    assert list(trainer.model.players) == ["discriminator", "generator"]
+    assert opt["generator"].param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert opt["discriminator"].param_groups[0]["lr"] == pytest.approx(4e-4)
+    assert tuple(opt["generator"].param_groups[0]["betas"]) == (0.5, 0.999)
+    gan, enc = trainer.model.objectives[0], trainer.model.encoder
+    assert {id(p) for p in opt["discriminator"].param_groups[0]["params"]} == \
+        {id(p) for p in list(enc.parameters()) + list(gan.head.parameters())}
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer._train_step(trainer._next_batches())
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
+    assert any(n.startswith("encoder.") for n in changed) and any(".generator." in n for n in changed)
+
+
+def test_collapsed_generator_is_detected(trainer):
+    gan, enc, data = trainer.model.objectives[0], trainer.model.encoder, trainer.data
+    last = [m for m in gan.generator.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():  # every z maps to the same real "1"
+        one = data.train.columns["x"][data.train.columns["y_true"] == 1][0].flatten().clamp(0.01, 0.99)
+        last.weight.zero_()
+        last.bias.copy_(torch.log(one / (1 - one)))
+    gan.probe = False
+    m = gan.finalize(None, data, enc, torch.device("cpu"))
+    assert m["mode_collapse"] == 1.0 and m["sample_max_class_share"] == 1.0 and m["sample_classes_covered"] == 1
+    assert m["classifier_score"] < 1.01 and m["frechet_distance"] > m["gaussian_frechet_distance"]
+
+
+def test_gan_recipe_end_to_end(tmp_path):
+    res = sslkit.run(RECIPE, overrides={"trainer.max_steps": 3, "trainer.progress": False, "trainer.log_every": 1},
+                     out=tmp_path / "r")
+    m = json.loads((res.run_dir / "metrics.json").read_text())
+    for key in ("classifier_score", "frechet_distance", "gaussian_classifier_score", "gaussian_frechet_distance",
+                "mode_collapse", "sample_max_class_share", "linear_probe_accuracy", "test_d_real"):
+        assert key in m, key
+    assert (res.run_dir / "samples.png").stat().st_size > 1000
+    rec = json.loads((res.run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"gan/d_loss", "gan/g_loss", "gan/d_real", "lr/generator", "lr/discriminator"} <= set(rec)
+
+
+def test_hinge_with_gradient_penalty_trains(tmp_path):
+    res = sslkit.run(RECIPE, overrides={"trainer.max_steps": 2, "trainer.progress": False, "objectives[0].loss": "hinge",
+                                        "objectives[0].penalty": "gp", "objectives[0].probe": False,
+                                        "objectives[0].generator": "deconv", "objectives[0].generator_hidden": [32, 16]},
+                     out=tmp_path / "h")
+    assert math.isfinite(res.metrics["train_loss"]) and "classifier_score" in res.metrics
+
+
+def test_generator_moving_average():
+    gan, enc = tiny_gan(ema=0.75)
+    start = [p.detach().clone() for p in gan.generator_ema.parameters()]
+    with torch.no_grad():
+        for p in gan.generator.parameters():
+            p.add_(1.0)
+    gan.after_step(0, enc)
+    for avg, s, p in zip(gan.generator_ema.parameters(), start, gan.generator.parameters()):
+        assert torch.allclose(avg, 0.75 * s + 0.25 * p)  # avg <- ema * avg + (1 - ema) * current
+    assert not any(p.requires_grad for p in gan.generator_ema.parameters())
+    z = torch.randn(4, 2)
+    gan.eval()
+    assert not torch.allclose(gan.generate(z, averaged=True), gan.generate(z))
+
+
+def test_bad_settings_name_their_recipe_key():
+    from sslkit.errors import ConfigError
+
+    enc = LinearEncoder(3, 4)
+    ctx = ObjectiveContext(DataInfo("tabular", (3,), 0), enc, path="objectives[1]")
+    with pytest.raises(ConfigError, match=r"objectives\[1\]\.ema"):
+        GAN(ctx, ema=1.0)
+    with pytest.raises(ConfigError, match=r"objectives\[1\]\.generator_hidden"):
+        GAN(ctx, generator="deconv")  # tabular rows are not images
+    with pytest.raises(ConfigError, match=r"objectives\[1\]\.name.*text"):
+        GAN(ObjectiveContext(DataInfo("text", (16,), 2), enc, path="objectives[1]"))
