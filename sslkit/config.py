@@ -66,6 +66,7 @@ class TrainerConfig:
     log_every: int = 10
     checkpoint_every: Optional[int] = None  # steps between checkpoints; null: once per epoch
     progress: bool = True
+    threads: Optional[int] = None  # torch CPU threads (null: torch's default); 1 is often faster on a busy machine
 
 
 @dataclass

@@ -113,6 +113,8 @@ def _train(cfg: dict, run_dir: Optional[Path], state: Optional[dict], device, st
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(config.dump(cfg))
+    if cfg["trainer"]["threads"]:
+        torch.set_num_threads(cfg["trainer"]["threads"])
     seed_everything(cfg["seed"])
     data = build_data(cfg)
     model = build_model(cfg, data, stages=stages)
