@@ -165,6 +165,8 @@ def prepare(examples: Examples, common: dict, seed: int, path: str = "data") -> 
             raise ConfigError(f"{path}.labels_per_class", f"dataset '{info.name}' has no labels to keep")
         train.columns["y"] = torch.as_tensor(
             hide_labels(y_train.numpy(), lpc, info.num_classes, seed, f"{path}.labels_per_class"))
+    if common.get("annotators") is not None:
+        _annotate(train, info, common, seed, path)
     if info.num_classes:
         present = set(train.columns["y"][train.columns["y"] >= 0].tolist())
         missing = sorted(set(range(info.num_classes)) - present)
@@ -172,3 +174,21 @@ def prepare(examples: Examples, common: dict, seed: int, path: str = "data") -> 
             names = [info.class_names[c] if c < len(info.class_names) else str(c) for c in missing]
             raise ConfigError(path, f"class(es) {', '.join(map(str, names))} have no labeled training example")
     return DataBundle(info, train, test)
+
+
+def _annotate(train: TensorData, info: DataInfo, common: dict, seed: int, path: str) -> None:
+    """Replace the training labels by K simulated annotators' (``annotations`` [N, K], -1 missing);
+    ``y`` becomes their majority vote so label-only objectives train on it, ``y_true`` keeps the truth.
+    Rows hidden by ``labels_per_class`` get no annotations. The test split keeps its clean labels."""
+    from .annotators import majority_vote, simulate_annotations
+
+    if not info.num_classes:
+        raise ConfigError(f"{path}.annotators", f"dataset '{info.name}' has no labels to annotate")
+    if "annotations" in train.columns:
+        raise ConfigError(f"{path}.annotators", f"dataset '{info.name}' already has annotations; omit this key")
+    annotations = simulate_annotations(
+        train.columns["y"], info.num_classes, common["annotators"],
+        common["annotator_accuracy"], common["annotator_noise"], common["annotator_missing_rate"],
+        seed, path)
+    train.columns["annotations"] = annotations
+    train.columns["y"] = majority_vote(annotations, info.num_classes, seed)

@@ -10,6 +10,7 @@ import torch
 
 from ..errors import ConfigError
 from ..registry import register
+from .annotators import majority_vote
 from .base import UNLABELED, DataInfo, Examples
 
 
@@ -26,17 +27,23 @@ def _read(path: str, delimiter: str):
 
 @register("datasets", "csv")
 def csv_table(seed: int, *, path: str, label_columns: Union[str, list[str]] = "label",
-              feature_columns: Optional[list[str]] = None, delimiter: str = ",", missing_label: str = "") -> Examples:
+              feature_columns: Optional[list[str]] = None, delimiter: str = ",", missing_label: str = "",
+              classes: Optional[list[str]] = None) -> Examples:
     """Rows of a CSV file with a header. Features must be numeric; labels may be any strings.
 
     path: the CSV file. label_columns: one column, or K columns of (noisy) annotations per row.
     feature_columns: default every non-label column. delimiter: field separator.
     missing_label: the cell value meaning "not annotated" (stored as -1).
-    With several label columns the rows get an ``annotations`` column ``[N, K]`` and ``y`` is their
-    majority vote.
+    classes: the class names in index order; a label outside them is an error (default: the sorted
+    distinct labels; numeric labels must then be non-negative integers).
+    With several label columns the rows get an ``annotations`` column ``[N, K]`` (for weak
+    supervision, e.g. the ``weak_ova`` objective) and ``y`` is their majority vote (ties broken at
+    random with the seed); every such row needs at least one label.
     """
     header, rows = _read(path, delimiter)
     labels = [label_columns] if isinstance(label_columns, str) else list(label_columns)
+    if not labels:
+        raise ConfigError("data.label_columns", "give at least one label column (K = 0 leaves nothing to learn)")
     for col in labels + list(feature_columns or []):
         if col not in header:
             raise ConfigError("data", f"{path}: column '{col}' not in header {header}")
@@ -58,18 +65,36 @@ def csv_table(seed: int, *, path: str, label_columns: Union[str, list[str]] = "l
                                                f"'{row[i]}' is not a number") from None
         raw_labels.append([row[i] for i in li])
     values = sorted({v for row in raw_labels for v in row if v != missing_label})
-    numeric = all(v.lstrip("-").isdigit() for v in values)
-    classes = [str(v) for v in sorted(int(v) for v in values)] if numeric else values
+    numeric = bool(values) and all(v.lstrip("-").isdigit() for v in values)
+    if classes is not None:
+        classes = [str(c) for c in classes]
+        if len(set(classes)) != len(classes) or len(classes) < 2:
+            raise ConfigError("data.classes", f"needs at least 2 distinct class names, got {classes}")
+        expected = f"is not one of data.classes {classes}"
+    elif numeric:  # class indices; negative numbers are a mistake (or an unset missing_label)
+        classes = [str(v) for v in sorted({int(v) for v in values if int(v) >= 0})]
+        expected = "is negative: numeric labels are class indices >= 0 (set missing_label for unlabeled cells)"
+    else:
+        classes, expected = values, ""
     index = {c: k for k, c in enumerate(classes)}
-    lab = np.array([[index[str(int(v))] if numeric and v != missing_label else index.get(v, UNLABELED)
-                     for v in row] for row in raw_labels], dtype=np.int64).reshape(len(rows), len(labels))
+    if numeric:  # '07' and '7' are the same class
+        index.update({v: index[str(int(v))] for v in values if str(int(v)) in index})
+    for r, row in enumerate(raw_labels):
+        for k, v in enumerate(row):
+            if v != missing_label and v not in index:
+                raise ConfigError("data.path", f"{path} line {r + 2}, column '{labels[k]}': label '{v}' {expected}")
+    lab = np.array([[index.get(v, UNLABELED) for v in row] for row in raw_labels],
+                   dtype=np.int64).reshape(len(rows), len(labels))
+    if len(labels) > 1:
+        empty = np.flatnonzero((lab == UNLABELED).all(1))
+        if len(empty):
+            raise ConfigError("data.path", f"{path} line {empty[0] + 2}: all {len(labels)} label columns are "
+                                           f"missing ('{missing_label}'); drop the row or annotate it")
     columns = {"x": torch.from_numpy(x)}
     if len(labels) == 1:
         columns["y"] = torch.from_numpy(lab[:, 0])
     else:
         columns["annotations"] = torch.from_numpy(lab)
-        votes = np.stack([(lab == c).sum(1) for c in range(len(classes))], 1)
-        y = np.where(votes.max(1) > 0, votes.argmax(1), UNLABELED)
-        columns["y"] = torch.from_numpy(y)
+        columns["y"] = majority_vote(columns["annotations"], len(classes), seed)
     info = DataInfo("tabular", (len(feats),), len(classes), classes, name="csv")
     return Examples(columns, info)

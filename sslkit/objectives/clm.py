@@ -1,0 +1,91 @@
+"""Causal (autoregressive) language modelling, GPT:  L = -(1/N) sum_t log p(x_t | x_<t)."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..data.stream import StreamSpec
+from ..errors import ConfigError
+from ..registry import register
+from ..text.generate import generate
+from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_encoder, token_loss
+from .base import ObjectiveContext, Objective, Output, batched
+
+
+def shifted(x: torch.Tensor, pad_id: int) -> tuple:
+    """Inputs ``x[:, :-1]`` and next-token targets ``x[:, 1:]`` (padding targets ignored)."""
+    target = x[:, 1:].masked_fill(x[:, 1:] == pad_id, IGNORE)
+    return x[:, :-1], target
+
+
+@register("objectives", "clm")
+class CausalLM(Objective):
+    """Next-token cross-entropy ``-(1/N) sum_t log p(x_t | x_<t)`` of a causal encoder (``gpt``) with a
+    head tied to its token embedding; reports ``test_perplexity = exp(mean test NLL)`` and writes
+    ``samples.txt`` (greedy and top-k/top-p continuations of test prompts) at the end.
+
+    sample_tokens: ids generated per sample in ``samples.txt`` (0: none). temperature, top_k, top_p:
+    the sampling settings for those samples.
+    """
+
+    def __init__(self, ctx: ObjectiveContext, *, sample_tokens: int = 64, temperature: float = 0.8,
+                 top_k: Optional[int] = 40, top_p: Optional[float] = 0.95):
+        super().__init__()
+        enc = token_encoder(ctx.encoder, ctx.path, "clm")
+        if not getattr(enc, "causal", False):
+            raise ConfigError(f"{ctx.path}.name", f"'clm' needs a causal encoder (gpt); "
+                                                  f"{type(enc).__name__} sees future tokens")
+        if ctx.info.input_shape[0] < 2:
+            raise ConfigError("data.max_length", "next-token prediction needs sequences of at least 2 ids")
+        self.pad_id = ctx.info.tokenizer.pad_id
+        self.tokenizer = ctx.info.tokenizer
+        self.head = TiedLMHead(ctx.encoder.out_dim, ctx.info.tokenizer.vocab_size, transform=False)
+        self.sample_tokens, self.temperature, self.top_k, self.top_p = sample_tokens, temperature, top_k, top_p
+        self.seed = ctx.seed
+
+    def streams(self):
+        return {"all": StreamSpec("all")}
+
+    def token_logits(self, ids, encoder):
+        return self.head(encoder.forward_tokens(ids), embedding_of(encoder))
+
+    def forward(self, batch, encoder, player="model"):
+        inp, target = shifted(batch["all"]["x"], self.pad_id)
+        loss, _ = token_loss(self.token_logits(inp, encoder), target)
+        return Output(loss, {"perplexity": loss.detach().exp()})
+
+    @torch.no_grad()
+    def evaluate(self, test, encoder, batch_size, device):
+        nll, n = 0.0, 0
+        for b in batched(test, batch_size, device, columns=("x",)):
+            inp, target = shifted(b["x"], self.pad_id)
+            logits = self.token_logits(inp, encoder).float()
+            keep = target != IGNORE
+            nll += F.cross_entropy(logits[keep], target[keep], reduction="sum").item()
+            n += int(keep.sum())
+        if not n:
+            return {}
+        return {"test_perplexity": math.exp(nll / n), "test_nll": nll / n}
+
+    def finalize(self, run_dir, data, encoder, device):
+        if run_dir is None or not self.sample_tokens or len(data.test) == 0:
+            return {}
+        was = encoder.training
+        encoder.eval()
+        prompt = data.test["x"][:2, :16].to(device)
+        g = torch.Generator(device=device).manual_seed(self.seed)
+        fn = lambda ids: self.token_logits(ids, encoder)  # noqa: E731
+        greedy = generate(fn, prompt, self.sample_tokens, encoder.max_length, greedy=True)
+        sampled = generate(fn, prompt, self.sample_tokens, encoder.max_length, self.temperature, self.top_k,
+                           self.top_p, generator=g)
+        encoder.train(was)
+        lines = []
+        for i in range(len(prompt)):
+            lines += [f"prompt : {self.tokenizer.decode(prompt[i].tolist())!r}",
+                      f"greedy : {self.tokenizer.decode(greedy[i, 16:].tolist())!r}",
+                      f"sampled: {self.tokenizer.decode(sampled[i, 16:].tolist())!r}", ""]
+        (run_dir / "samples.txt").write_text("\n".join(lines))
+        return {}

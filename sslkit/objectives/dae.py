@@ -1,0 +1,79 @@
+"""Denoising auto-encoder, BART (Lewis et al., 2020): corrupt a row with a composition of the five
+noising functions of :mod:`sslkit.text.noising`, encode the corrupted ids, and decode the original
+with teacher forcing:  L = -(1/N) sum_t log p(x_t | x_<t, noise(x))."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..data.stream import StreamSpec
+from ..errors import ConfigError
+from ..registry import register
+from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_accuracy, token_loss
+from ..text.noising import bart_noise, sentence_end_ids
+from .base import ObjectiveContext, Objective, Output, batched
+
+EVAL_SEED = 1357
+
+
+@register("objectives", "dae")
+class DenoisingAutoencoder(Objective):
+    """BART reconstruction loss of a ``seq2seq`` encoder. Defaults follow BART's final setting: text
+    infilling of 30 % of the tokens with Poisson(3) spans plus sentence permutation of every row.
+    Reports ``test_reconstruction_perplexity`` and ``test_reconstruction_accuracy`` (teacher-forced).
+
+    mask_prob: token masking probability. delete_prob: token deletion probability. infill_prob: share
+    of tokens covered by infilled spans. poisson_lambda: mean span length. permute_prob: probability
+    that a row's sentences are shuffled. rotate_prob: probability that a row is rotated.
+    """
+
+    def __init__(self, ctx: ObjectiveContext, *, mask_prob: float = 0.0, delete_prob: float = 0.0,
+                 infill_prob: float = 0.3, poisson_lambda: float = 3.0, permute_prob: float = 1.0,
+                 rotate_prob: float = 0.0):
+        super().__init__()
+        if not hasattr(ctx.encoder, "decode"):
+            raise ConfigError(f"{ctx.path}.name", f"'dae' reconstructs text with a decoder: use encoder.name: "
+                                                  f"seq2seq, not {type(ctx.encoder).__name__}")
+        probs = dict(mask_prob=mask_prob, delete_prob=delete_prob, infill_prob=infill_prob,
+                     permute_prob=permute_prob, rotate_prob=rotate_prob)
+        for key, value in probs.items():
+            if not 0 <= value <= 1:
+                raise ConfigError(f"{ctx.path}.{key}", f"must be in [0, 1], got {value}")
+        if poisson_lambda <= 0:
+            raise ConfigError(f"{ctx.path}.poisson_lambda", f"must be positive, got {poisson_lambda}")
+        self.tokenizer = ctx.info.tokenizer
+        self.noise = dict(permute=permute_prob, mask=mask_prob, delete=delete_prob, infill_p=infill_prob,
+                          lam=poisson_lambda, rotate_p=rotate_prob)
+        self.register_buffer("end_ids", sentence_end_ids(self.tokenizer), persistent=False)
+        self.head = TiedLMHead(ctx.encoder.out_dim, self.tokenizer.vocab_size, transform=False)
+
+    def streams(self):
+        return {"all": StreamSpec("all")}
+
+    def _logits(self, x, encoder, g=None):
+        source = bart_noise(x, self.tokenizer, self.end_ids, g=g, **self.noise)
+        memory = encoder.forward_tokens(source)
+        bos = torch.full_like(x[:, :1], self.tokenizer.cls_id)  # <cls> starts every decoded sequence
+        h = encoder.decode(torch.cat([bos, x[:, :-1]], 1), memory, source)
+        return self.head(h, embedding_of(encoder)), x.masked_fill(x == self.tokenizer.pad_id, IGNORE)
+
+    def forward(self, batch, encoder, player="model"):
+        logits, target = self._logits(batch["all"]["x"], encoder)
+        loss, _ = token_loss(logits, target)
+        return Output(loss, {"reconstruction_accuracy": token_accuracy(logits, target)})
+
+    @torch.no_grad()
+    def evaluate(self, test, encoder, batch_size, device):
+        g = torch.Generator(device=device).manual_seed(EVAL_SEED)
+        nll, correct, n = 0.0, 0, 0
+        for b in batched(test, batch_size, device, columns=("x",)):
+            logits, target = self._logits(b["x"], encoder, g)
+            keep = target != IGNORE
+            nll += F.cross_entropy(logits[keep].float(), target[keep], reduction="sum").item()
+            correct += int((logits[keep].argmax(-1) == target[keep]).sum())
+            n += int(keep.sum())
+        if not n:
+            return {}
+        return {"test_reconstruction_perplexity": math.exp(nll / n), "test_reconstruction_accuracy": correct / n}

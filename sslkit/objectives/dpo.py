@@ -1,0 +1,107 @@
+"""Direct preference optimisation (Rafailov et al., 2023): the policy learns from the ranked pairs
+directly, without a reward model or sampling:
+``L = -log sigma(beta [(log pi(y_w|x) - log pi_ref(y_w|x)) - (log pi(y_l|x) - log pi_ref(y_l|x))])``
+with sequence log-probabilities summed over the response tokens (``<sep>`` included)."""
+from __future__ import annotations
+
+import copy
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.stream import StreamSpec
+from ..errors import ConfigError
+from ..registry import register
+from ..text.lm_head import TiedLMHead, embedding_of, token_encoder
+from ..text.policy import FrozenLM, frozen_lm, response_mask, token_logprobs
+from .base import ObjectiveContext, Objective, Output, batched
+from .reward import ranked_pairs
+
+
+def dpo_loss(logp_w: torch.Tensor, logp_l: torch.Tensor, ref_w: torch.Tensor, ref_l: torch.Tensor,
+             beta: float) -> tuple:
+    """Per-pair DPO loss and the implicit reward margin ``beta [(logp_w - ref_w) - (logp_l - ref_l)]``."""
+    margin = beta * ((logp_w - ref_w) - (logp_l - ref_l))
+    return -F.logsigmoid(margin), margin
+
+
+@register("objectives", "dpo")
+class DPO(Objective):
+    """DPO on the ``ranked`` ``[N, K, T]`` / ``scores`` / ``prompt_len`` columns (the ``rlhf_toy`` dataset's
+    ``rankings`` layout): every pair of the K responses with a strictly better labeler score, against a
+    frozen reference. Reports ``test_pairwise_accuracy`` (share of held-out pairs whose implicit reward
+    ranks the chosen response higher).
+
+    beta: the inverse temperature of the implicit reward (how far the policy may move from the reference).
+    reference: the earlier stage whose language model is the frozen reference and the policy head's
+    start (None: a frozen copy of this run's initial encoder and head).
+    """
+
+    def __init__(self, ctx: ObjectiveContext, *, beta: float = 0.1, reference: Optional[str] = "sft"):
+        super().__init__()
+        enc = token_encoder(ctx.encoder, ctx.path, "dpo")
+        if not getattr(enc, "causal", False):
+            raise ConfigError(f"{ctx.path}.name", f"'dpo' needs a causal encoder (gpt), not {type(enc).__name__}")
+        if beta <= 0:
+            raise ConfigError(f"{ctx.path}.beta", f"must be > 0, got {beta}")
+        if ctx.data is not None and not {"ranked", "scores", "prompt_len"} <= set(ctx.data.train.columns):
+            raise ConfigError("data", "'dpo' needs ranked responses: columns ranked, scores and prompt_len "
+                                      "(e.g. data: {name: rlhf_toy, layout: rankings})")
+        self.beta, self.path, self.reference_stage = beta, ctx.path, reference
+        self.pad_id, self.tokenizer = ctx.info.tokenizer.pad_id, ctx.info.tokenizer
+        self.head = TiedLMHead(ctx.encoder.out_dim, ctx.info.tokenizer.vocab_size, transform=False)
+        self._frozen = {}  # outside the module tree: not trained, not checkpointed
+        if reference is None:
+            self._frozen["reference"] = FrozenLM(copy.deepcopy(ctx.encoder), copy.deepcopy(self.head))
+        elif ctx.stages:
+            ref = frozen_lm(ctx.stages, reference, f"{ctx.path}.reference", self.tokenizer)
+            self.head.load_state_dict(ref.head.state_dict())
+            self._frozen["reference"] = ref
+
+    def streams(self):
+        return {"all": StreamSpec("all")}
+
+    def reference(self) -> FrozenLM:
+        if "reference" not in self._frozen:
+            raise ConfigError(f"{self.path}.reference", f"the reference stage '{self.reference_stage}' is not "
+                                                        f"available (run this objective inside its staged recipe)")
+        return self._frozen["reference"]
+
+    def sequence_logprobs(self, logits_fn, ranked: torch.Tensor, prompt_len: torch.Tensor) -> torch.Tensor:
+        """``[B, K]`` summed log-probabilities of each ranked response given its prompt."""
+        B, K, T = ranked.shape
+        seq = ranked.reshape(B * K, T)
+        mask = response_mask(seq, prompt_len.repeat_interleave(K), self.pad_id)
+        return (token_logprobs(logits_fn(seq[:, :-1]), seq) * mask).sum(1).view(B, K)
+
+    def policy_logits(self, ids, encoder):
+        return self.head(encoder.forward_tokens(ids), embedding_of(encoder))
+
+    def margins(self, b: dict, encoder: nn.Module) -> tuple:
+        ref = self.reference().to(b["ranked"].device)
+        logp = self.sequence_logprobs(lambda ids: self.policy_logits(ids, encoder), b["ranked"], b["prompt_len"])
+        with torch.no_grad():
+            ref_logp = self.sequence_logprobs(ref.logits, b["ranked"], b["prompt_len"])
+        i, j, valid = ranked_pairs(b["scores"])
+        loss, margin = dpo_loss(logp[:, i], logp[:, j], ref_logp[:, i], ref_logp[:, j], self.beta)
+        return loss[valid], margin[valid], logp
+
+    def forward(self, batch, encoder, player="model"):
+        loss, margin, logp = self.margins(batch["all"], encoder)
+        if loss.numel() == 0:  # only ties in this batch
+            return Output(logp.sum() * 0.0, {})
+        return Output(loss.mean(), {"pairwise_accuracy": (margin > 0).float().mean(),
+                                    "reward_margin": margin.detach().mean()})
+
+    @torch.no_grad()
+    def evaluate(self, test, encoder, batch_size, device):
+        if "reference" not in self._frozen:
+            return {}
+        correct = total = 0
+        for b in batched(test, batch_size, device, columns=("ranked", "scores", "prompt_len")):
+            _, margin, _ = self.margins(b, encoder)
+            correct += int((margin > 0).sum())
+            total += margin.numel()
+        return {"test_pairwise_accuracy": correct / total} if total else {}

@@ -1,0 +1,99 @@
+"""Masked language modelling, BERT/RoBERTa: dynamic masking of every batch (a new mask each time a
+row is seen), 15 % of the tokens with the 80/10/10 rule, loss on the selected tokens only:
+L = -(1/|M|) sum_{t in M} log p(x_t | x_masked)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..data.stream import StreamSpec
+from ..errors import ConfigError
+from ..registry import register
+from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_accuracy, token_encoder, token_loss
+from ..text.masking import mlm_mask, token_kinds
+from .base import ObjectiveContext, Objective, Output, batched
+
+EVAL_SEED = 1234  # the test split is masked the same way at every evaluation, so curves are comparable
+
+
+def bidirectional_encoder(ctx: ObjectiveContext, name: str):
+    enc = token_encoder(ctx.encoder, ctx.path, name)
+    if getattr(enc, "causal", False):
+        raise ConfigError(f"{ctx.path}.name", f"'{name}' predicts tokens from both sides; use a bidirectional "
+                                              f"encoder (transformer, lstm), not a causal one")
+    return enc
+
+
+def check_probability(value: float, path: str):
+    if not 0 < value < 1:
+        raise ConfigError(path, f"must be in (0, 1), got {value}")
+
+
+class MaskedObjective(Objective):
+    """Shared by ``mlm`` and ``span``: a tied head over masked positions, and masked-token accuracy and
+    perplexity on the test split (``test_masked_accuracy``, ``test_masked_perplexity``)."""
+
+    def __init__(self, ctx: ObjectiveContext, name: str):
+        super().__init__()
+        bidirectional_encoder(ctx, name)
+        self.tokenizer = ctx.info.tokenizer
+        self.register_buffer("kinds", token_kinds(self.tokenizer), persistent=False)
+        self.head = TiedLMHead(ctx.encoder.out_dim, self.tokenizer.vocab_size)
+
+    def streams(self):
+        return {"all": StreamSpec("all")}
+
+    def corrupt(self, x: torch.Tensor, generator=None) -> tuple:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def predict(self, inputs, labels, encoder):
+        """Logits at the labelled positions only (saves the vocabulary projection elsewhere)."""
+        h = encoder.forward_tokens(inputs)
+        keep = labels != IGNORE
+        return self.head(h[keep], embedding_of(encoder)), labels[keep]
+
+    def forward(self, batch, encoder, player="model"):
+        inputs, labels = self.corrupt(batch["all"]["x"])[:2]
+        logits, target = self.predict(inputs, labels, encoder)
+        loss, _ = token_loss(logits, target)
+        return Output(loss, {"masked_accuracy": token_accuracy(logits, target)})
+
+    @torch.no_grad()
+    def evaluate(self, test, encoder, batch_size, device):
+        g = torch.Generator(device=device).manual_seed(EVAL_SEED)
+        nll, correct, n = 0.0, 0, 0
+        for b in batched(test, batch_size, device, columns=("x",)):
+            inputs, labels = self.corrupt(b["x"], g)[:2]
+            logits, target = self.predict(inputs, labels, encoder)
+            nll += F.cross_entropy(logits.float(), target, reduction="sum").item()
+            correct += int((logits.argmax(-1) == target).sum())
+            n += len(target)
+        if not n:
+            return {}
+        return {"test_masked_accuracy": correct / n, "test_masked_perplexity": math.exp(nll / n)}
+
+
+@register("objectives", "mlm")
+class MaskedLM(MaskedObjective):
+    """BERT masked-language-model loss ``-(1/|M|) sum_{t in M} log p(x_t | x~)`` over the selected
+    positions ``M``, with a fresh mask for every batch (RoBERTa's dynamic masking).
+
+    prob: share of non-special tokens selected (0.15). mask_ratio: selected tokens replaced by
+    ``<mask>`` (0.8). random_ratio: replaced by a random token (0.1); the rest stay unchanged.
+    whole_word: select whole words (every token of a chosen word) instead of single tokens.
+    """
+
+    def __init__(self, ctx: ObjectiveContext, *, prob: float = 0.15, mask_ratio: float = 0.8,
+                 random_ratio: float = 0.1, whole_word: bool = False):
+        super().__init__(ctx, "mlm")
+        check_probability(prob, f"{ctx.path}.prob")
+        if mask_ratio < 0 or random_ratio < 0 or mask_ratio + random_ratio > 1:
+            raise ConfigError(f"{ctx.path}.mask_ratio", f"mask_ratio + random_ratio must be in [0, 1], "
+                                                        f"got {mask_ratio} + {random_ratio}")
+        self.prob, self.mask_ratio, self.random_ratio, self.whole_word = prob, mask_ratio, random_ratio, whole_word
+
+    def corrupt(self, x, generator=None):
+        return mlm_mask(x, self.tokenizer, self.prob, self.mask_ratio, self.random_ratio, self.whole_word,
+                        self.kinds, generator)

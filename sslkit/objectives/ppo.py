@@ -1,0 +1,330 @@
+"""RLHF's reinforcement-learning stage: PPO against a reward model with a KL penalty.
+
+Each rollout, the policy samples a response to every prompt of the batch; the reward model (an
+earlier ``reward`` stage) or a rule-based reward (a Python callable) scores it, and the per-token
+reward is ``-beta (log pi(a_t|s_t) - log pi_ref(a_t|s_t))`` plus the score on the last token, so a
+response's total reward is ``r = r_theta - beta r_KL`` with ``pi_ref`` the frozen initial model. A
+value head on the policy's hidden states gives GAE(gamma, lambda) advantages (whitened); then
+``ppo_epochs`` passes over the rollout in minibatches minimise the clipped policy loss plus
+``vf_coef`` times the clipped value loss. One trainer step is one minibatch update; the rollout
+buffer is refilled, from the current batch of prompts, when it is exhausted (so ``trainer.batch_size``
+is the number of prompts per rollout, and prompts that arrive while the buffer is full are skipped).
+"""
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..data.stream import StreamSpec
+from ..errors import ConfigError, TrainingError
+from ..registry import register
+from ..text.lm_head import TiedLMHead, embedding_of, token_encoder
+from ..text.policy import FrozenLM, entropy, frozen_lm, load_stage, response_mask, sample_responses, \
+    split_texts, token_logprobs
+from ..text.rl import KLController, gae, kl_penalty_rewards, masked_mean, masked_whiten, ppo_policy_loss, \
+    ppo_value_loss
+from .base import ObjectiveContext, Objective, Output
+
+
+def load_callable(spec: str, path: str):
+    """``"package.module:function"`` -> the function, or a ConfigError naming ``path``."""
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ConfigError(path, f"expected 'module:function', got '{spec}'")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(path, f"cannot load '{spec}': {exc}") from None
+    if not callable(fn):
+        raise ConfigError(path, f"'{spec}' is not callable")
+    return fn
+
+
+def with_eos(seq: torch.Tensor, prompt_len: torch.Tensor, eos_id: int, pad_id: int) -> torch.Tensor:
+    """Rows of ``seq`` with ``<sep>`` appended to responses cut at the length limit (one extra column),
+    so a reward model always sees the end-of-response layout it was trained on."""
+    out = torch.cat([seq, torch.full_like(seq[:, :1], pad_id)], 1)
+    length = (out != pad_id).sum(1)
+    ended = ((seq == eos_id) & (torch.arange(seq.shape[1], device=seq.device)[None] >= prompt_len[:, None])).any(1)
+    rows = torch.arange(len(seq), device=seq.device)
+    out[rows[~ended], length[~ended]] = eos_id
+    return out
+
+
+class RuleReward:
+    """A rule-based reward: ``fn(prompts, responses) -> sequence of floats`` on decoded strings."""
+
+    def __init__(self, fn, spec: str, tokenizer, path: str):
+        self.fn, self.spec, self.tokenizer, self.path = fn, spec, tokenizer, path
+
+    def __call__(self, seq: torch.Tensor, prompt_len: torch.Tensor) -> torch.Tensor:
+        prompts, responses = split_texts(self.tokenizer, seq, prompt_len)
+        try:
+            out = torch.as_tensor(self.fn(prompts, responses), dtype=torch.float32).reshape(-1).to(seq.device)
+        except (TypeError, ValueError) as exc:
+            raise TrainingError(f"{self.path}: '{self.spec}'(prompts, responses) did not return a list of "
+                                f"numbers: {exc}") from None
+        if len(out) != len(seq):
+            raise TrainingError(f"{self.path}: '{self.spec}' returned {len(out)} rewards for {len(seq)} responses")
+        if not torch.isfinite(out).all():
+            raise TrainingError(f"{self.path}: '{self.spec}' returned a non-finite reward")
+        return out
+
+
+class LearnedReward:
+    """A reward model from an earlier ``reward`` stage, frozen: ``score`` of ``<cls> prompt response <sep>``."""
+
+    def __init__(self, model: nn.Module, scorer, eos_id: int, pad_id: int):
+        self.model, self.scorer, self.eos_id, self.pad_id = model.requires_grad_(False).eval(), scorer, eos_id, pad_id
+
+    @torch.no_grad()
+    def __call__(self, seq: torch.Tensor, prompt_len: torch.Tensor) -> torch.Tensor:
+        self.model.to(seq.device)
+        return self.scorer.score(with_eos(seq, prompt_len, self.eos_id, self.pad_id), self.model.encoder).float()
+
+
+@register("objectives", "ppo")
+class PPO(Objective):
+    """PPO with a KL penalty to a frozen reference, for a causal encoder (``gpt``) on prompt rows
+    (``x``, ``prompt_len``; the ``rlhf_toy`` dataset's ``prompts`` layout).
+
+    reward_model: the earlier stage whose ``reward`` objective scores responses. reward_fn: instead, a
+    rule-based reward ``"module:function"`` called as ``fn(prompts, responses) -> floats``. reference:
+    the earlier stage whose language model is the frozen reference and the policy head's start (None:
+    a frozen copy of this run's initial encoder and head). monitor: an optional ``"module:function"``
+    logged as ``monitor_score`` but not optimised (e.g. the true labeler, to watch reward hacking).
+    kl_coef: beta (the initial value if adaptive). kl_target: target summed KL per response for the
+    adaptive controller (None: beta stays fixed). kl_horizon: the controller's horizon in sequences.
+    gamma, lam: GAE discount and lambda. clip: policy ratio clip epsilon. value_clip: value clip.
+    vf_coef: weight of the value loss. entropy_coef: weight of an entropy bonus. ppo_epochs: passes
+    over each rollout. minibatch_size: rows per update (None: the whole rollout). response_tokens:
+    the most ids sampled per response. temperature: sampling temperature. whiten_rewards: whiten the
+    per-token rewards of each rollout (scale only, as TRL). eval_prompts: held-out prompts sampled by
+    :meth:`evaluate`.
+    """
+
+    def __init__(self, ctx: ObjectiveContext, *, reward_model: Optional[str] = "reward",
+                 reward_fn: Optional[str] = None, reference: Optional[str] = "sft", monitor: Optional[str] = None,
+                 kl_coef: float = 0.1, kl_target: Optional[float] = None, kl_horizon: int = 10000,
+                 gamma: float = 1.0, lam: float = 0.95, clip: float = 0.2, value_clip: float = 0.2,
+                 vf_coef: float = 0.1, entropy_coef: float = 0.0, ppo_epochs: int = 4,
+                 minibatch_size: Optional[int] = None, response_tokens: int = 12, temperature: float = 1.0,
+                 whiten_rewards: bool = False, eval_prompts: int = 128):
+        super().__init__()
+        enc = token_encoder(ctx.encoder, ctx.path, "ppo")
+        if not getattr(enc, "causal", False):
+            raise ConfigError(f"{ctx.path}.name", f"'ppo' needs a causal encoder (gpt), not {type(enc).__name__}")
+        if (reward_fn is None) == (reward_model is None):
+            raise ConfigError(f"{ctx.path}.reward_fn", "give exactly one of reward_model (a stage) and reward_fn "
+                                                       "(a 'module:function'); set the other to null")
+        for key, v in {"kl_coef": kl_coef, "clip": clip, "value_clip": value_clip}.items():
+            if v < 0:
+                raise ConfigError(f"{ctx.path}.{key}", f"must be >= 0, got {v}")
+        if kl_target is not None and kl_target <= 0:
+            raise ConfigError(f"{ctx.path}.kl_target", f"must be > 0, got {kl_target}")
+        if response_tokens < 1:
+            raise ConfigError(f"{ctx.path}.response_tokens", f"must be at least 1, got {response_tokens} "
+                                                             f"(an empty generation has nothing to optimise)")
+        if ppo_epochs < 1 or (minibatch_size is not None and minibatch_size < 1):
+            raise ConfigError(f"{ctx.path}.ppo_epochs", "ppo_epochs and minibatch_size must be at least 1")
+        tok = ctx.info.tokenizer
+        self.path, self.tokenizer = ctx.path, tok
+        self.pad_id, self.eos_id = tok.pad_id, tok.sep_id
+        if ctx.data is not None:
+            if "prompt_len" not in ctx.data.train:
+                raise ConfigError("data", "'ppo' needs prompt rows with a prompt_len column "
+                                          "(e.g. data: {name: rlhf_toy, layout: prompts})")
+            longest = max(int(ctx.data.train["prompt_len"].max()),
+                          int(ctx.data.test["prompt_len"].max()) if len(ctx.data.test) else 0)
+            if longest + response_tokens + 1 > enc.max_length:
+                raise ConfigError(f"{ctx.path}.response_tokens",
+                                  f"prompts of up to {longest} ids + {response_tokens} response ids + <sep> exceed "
+                                  f"the context of {enc.max_length} positions; shorten the prompts or "
+                                  f"response_tokens, or raise encoder.max_length")
+        self.head = TiedLMHead(ctx.encoder.out_dim, tok.vocab_size, transform=False)
+        self.value_head = nn.Linear(ctx.encoder.out_dim, 1)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+        self.kl = KLController(kl_coef, kl_target, kl_horizon)
+        self.register_buffer("kl_coef", torch.tensor(float(kl_coef)))  # checkpointed, so resume keeps beta
+        self.gamma, self.lam, self.clip, self.value_clip = gamma, lam, clip, value_clip
+        self.vf_coef, self.entropy_coef, self.ppo_epochs = vf_coef, entropy_coef, ppo_epochs
+        self.minibatch_size, self.response_tokens, self.temperature = minibatch_size, response_tokens, temperature
+        self.whiten_rewards, self.eval_prompts, self.seed = whiten_rewards, eval_prompts, ctx.seed
+        self.monitor = RuleReward(load_callable(monitor, f"{ctx.path}.monitor"), monitor, tok,
+                                  f"{ctx.path}.monitor") if monitor else None
+        self._rule = RuleReward(load_callable(reward_fn, f"{ctx.path}.reward_fn"), reward_fn, tok,
+                                f"{ctx.path}.reward_fn") if reward_fn else None
+        self.reward_stage, self.reference_stage = reward_model, reference
+        # frozen models live outside the module tree: not trained, not checkpointed (they are rebuilt
+        # from their stages' run folders)
+        self._frozen = {}
+        if reference is None:
+            self._frozen["reference"] = FrozenLM(copy.deepcopy(ctx.encoder), copy.deepcopy(self.head))
+        if ctx.stages:  # a staged run: load now, so a wrong stage or tokenizer fails before training
+            self._load(ctx.stages, ctx.path)
+        self._stages = dict(ctx.stages)
+        self._buffer, self._queue = None, []
+
+    def _load(self, stages: dict, path: str) -> None:
+        if self.reference_stage is not None:
+            ref = frozen_lm(stages, self.reference_stage, f"{path}.reference", self.tokenizer)
+            self.head.load_state_dict(ref.head.state_dict())  # the policy starts with the reference's head
+            self._frozen["reference"] = ref
+        if self.reward_stage is not None:
+            model = load_stage(stages, self.reward_stage, f"{path}.reward_model", self.tokenizer, "reward model")
+            scorer = next((o for o in model.objectives if hasattr(o, "score")), None)
+            if scorer is None:
+                raise ConfigError(f"{path}.reward_model", f"stage '{self.reward_stage}' holds no reward model "
+                                                          f"(train it with the reward objective)")
+            self._frozen["reward"] = LearnedReward(model, scorer, self.eos_id, self.pad_id)
+
+    # ------------------------------------------------------------------ pieces
+    def streams(self):
+        return {"all": StreamSpec("all")}
+
+    def policy(self, ids: torch.Tensor, encoder: nn.Module) -> tuple:
+        """Token logits ``[B, T, V]`` and values ``[B, T]`` of the policy at every position."""
+        h = encoder.forward_tokens(ids)
+        return self.head(h, embedding_of(encoder)), self.value_head(h).squeeze(-1)
+
+    def reference(self) -> FrozenLM:
+        if "reference" not in self._frozen:
+            raise ConfigError(f"{self.path}.reference", f"the reference stage '{self.reference_stage}' is not "
+                                                        f"available (run this objective inside its staged recipe)")
+        return self._frozen["reference"]
+
+    def reward(self, seq: torch.Tensor, prompt_len: torch.Tensor) -> torch.Tensor:
+        if self._rule is not None:
+            return self._rule(seq, prompt_len)
+        if "reward" not in self._frozen:
+            raise ConfigError(f"{self.path}.reward_model", f"the reward model stage '{self.reward_stage}' is not "
+                                                           f"available (run this objective inside its staged recipe)")
+        return self._frozen["reward"](seq, prompt_len)
+
+    def sample(self, prompt, prompt_len, encoder, generator=None) -> torch.Tensor:
+        was = encoder.training
+        encoder.eval()
+        seq = sample_responses(lambda ids: self.policy(ids, encoder)[0], prompt, prompt_len, self.response_tokens,
+                               encoder.max_length, self.eos_id, self.pad_id, self.temperature, generator=generator)
+        encoder.train(was)
+        return seq
+
+    @torch.no_grad()
+    def rollout(self, prompt: torch.Tensor, prompt_len: torch.Tensor, encoder: nn.Module) -> dict:
+        """Sample, score and evaluate one batch of responses: everything the PPO updates need."""
+        ref = self.reference().to(prompt.device)
+        seq = self.sample(prompt, prompt_len, encoder)
+        mask = response_mask(seq, prompt_len, self.pad_id)
+        was = encoder.training
+        encoder.eval()
+        logits, values = self.policy(seq[:, :-1], encoder)
+        encoder.train(was)
+        logp = token_logprobs(logits, seq)
+        ref_logp = token_logprobs(ref.logits(seq[:, :-1]), seq)
+        scores = self.reward(seq, prompt_len)
+        beta = float(self.kl_coef)
+        rewards, kl = kl_penalty_rewards(scores, logp, ref_logp, mask, beta)
+        if self.whiten_rewards:
+            rewards = masked_whiten(rewards, mask, shift_mean=False)
+        values = values * mask
+        adv, returns = gae(rewards, values, mask, self.gamma, self.lam)
+        adv = masked_whiten(adv, mask)
+        seq_kl = kl.sum(1).mean()
+        stats = {"reward": scores.mean(), "kl": seq_kl, "kl_coef": torch.tensor(beta),
+                 "response_length": mask.sum(1).float().mean(),
+                 "empty_responses": (seq[torch.arange(len(seq)), prompt_len] == self.eos_id).float().mean()}
+        if self.monitor is not None:
+            stats["monitor_score"] = self.monitor(seq, prompt_len).mean()
+        self.kl_coef.fill_(self.kl.update(float(seq_kl), len(seq)))
+        return {"seq": seq, "mask": mask, "logp": logp, "values": values, "adv": adv, "returns": returns,
+                "stats": stats}
+
+    # ------------------------------------------------------------------ training
+    def forward(self, batch, encoder, player="model"):
+        if not self._queue:
+            b = batch["all"]
+            self.kl.value = float(self.kl_coef)  # after a resume, continue from the checkpointed beta
+            self._buffer = self.rollout(b["x"], b["prompt_len"], encoder)
+            n = len(b["x"])
+            mb = self.minibatch_size or n
+            self._queue = [idx for _ in range(self.ppo_epochs) for idx in torch.randperm(n).split(mb)]
+        idx = self._queue.pop(0).to(self._buffer["seq"].device)
+        r = {k: v[idx] for k, v in self._buffer.items() if k != "stats"}
+        logits, values = self.policy(r["seq"][:, :-1], encoder)
+        logp = token_logprobs(logits, r["seq"])
+        pg_loss, clipfrac = ppo_policy_loss(logp, r["logp"], r["adv"], r["mask"], self.clip)
+        vf_loss = ppo_value_loss(values, r["values"], r["returns"], r["mask"], self.value_clip)
+        ent = masked_mean(entropy(logits), r["mask"])
+        loss = pg_loss + self.vf_coef * vf_loss - self.entropy_coef * ent
+        approx_kl = 0.5 * masked_mean((logp - r["logp"]) ** 2, r["mask"])
+        return Output(loss, {**self._buffer["stats"], "entropy": ent.detach(), "clipfrac": clipfrac.detach(),
+                             "value_loss": vf_loss.detach(), "policy_loss": pg_loss.detach(),
+                             "approx_kl": approx_kl.detach()})
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, test, encoder, batch_size, device):
+        """Reward, KL to the reference (and monitor score) of responses sampled for held-out prompts."""
+        if len(test) == 0 or ("reference" not in self._frozen):
+            return {}
+        n = min(len(test), self.eval_prompts)
+        g = torch.Generator(device=device).manual_seed(self.seed)
+        out = {"test_reward": 0.0, "test_kl": 0.0}
+        if self.monitor is not None:
+            out["test_monitor_score"] = 0.0
+        ref = self.reference().to(device)
+        for start in range(0, n, batch_size):
+            rows = test.fetch(torch.arange(start, min(start + batch_size, n)))
+            prompt, plen = rows["x"].to(device), rows["prompt_len"].to(device)
+            seq = self.sample(prompt, plen, encoder, generator=g)
+            mask = response_mask(seq, plen, self.pad_id)
+            logp = token_logprobs(self.policy(seq[:, :-1], encoder)[0], seq)
+            kl = ((logp - token_logprobs(ref.logits(seq[:, :-1]), seq)) * mask).sum(1)
+            w = len(seq) / n
+            out["test_kl"] += float(kl.mean()) * w
+            if self._rule is not None or "reward" in self._frozen:
+                out["test_reward"] += float(self.reward(seq, plen).mean()) * w
+            if self.monitor is not None:
+                out["test_monitor_score"] += float(self.monitor(seq, plen).mean()) * w
+        return out
+
+    def finalize(self, run_dir, data, encoder, device):
+        """``ppo_curves.png``: reward (and monitor score), KL and beta over the PPO steps."""
+        if run_dir is None or not (run_dir / "metrics.jsonl").is_file():
+            return {}
+        recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        key = next((k[:-len("/kl_coef")] for r in recs for k in r if k.endswith("/kl_coef")), None)
+        recs = [r for r in recs if key is not None and f"{key}/reward" in r]
+        if not recs:
+            return {}
+        from ..plots import pyplot
+
+        plt = pyplot()
+        steps = [r["step"] for r in recs]
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
+        axes[0].plot(steps, [r[f"{key}/reward"] for r in recs], c="C0")
+        axes[0].set_ylabel("reward (optimised)", color="C0")
+        if f"{key}/monitor_score" in recs[0]:  # its own scale: a reward model's units are arbitrary
+            twin = axes[0].twinx()
+            twin.plot(steps, [r[f"{key}/monitor_score"] for r in recs], c="C1")
+            twin.set_ylabel("monitor score (not optimised)", color="C1")
+        axes[0].set_title("reward per response")
+        axes[1].plot(steps, [r[f"{key}/kl"] for r in recs])
+        if self.kl.target is not None:
+            axes[1].axhline(self.kl.target, ls="--", c="grey", label="target")
+            axes[1].legend()
+        axes[1].set_title("KL(policy || reference) per response")
+        axes[2].plot(steps, [r[f"{key}/kl_coef"] for r in recs])
+        axes[2].set_title("KL coefficient beta")
+        for ax in axes:
+            ax.set_xlabel("PPO step")
+        fig.tight_layout()
+        fig.savefig(run_dir / "ppo_curves.png", dpi=90)
+        plt.close(fig)
+        return {"final_kl_coef": float(self.kl_coef)}

@@ -1,0 +1,182 @@
+"""Semi-supervised learning with pseudo-labels from a pluggable relation ``R(z, X)``."""
+from __future__ import annotations
+
+import warnings
+from typing import Annotated, Literal, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.stream import StreamSpec
+from ..errors import ConfigError
+from ..registry import register
+from ..relations.base import RelationContext, RelationInput
+from ..schema import Part, build
+from .base import Classifier, ObjectiveContext, Output
+from .supervised import linear_head
+
+RelationSpec = Annotated[dict, Part("relations", default="confidence")]
+WeakView = Annotated[dict, Part("views", default="weak")]
+StrongView = Annotated[dict, Part("views", default="strong")]
+
+
+@register("objectives", "pseudo_label")
+class PseudoLabel(Classifier):
+    """The seed's semi-supervised objective with a classification head ``f``::
+
+        (1/n) sum_i CE(f(x_i), y_i) + lambda_u * r(t) * (1/m) sum_j w_j L'(f(strong(z_j)), R(z_j, X))
+
+    over a labeled batch ``X = {(x_i, y_i)}`` of ``n`` rows and an unlabeled batch of
+    ``m = unlabeled_ratio * n`` rows ``z_j`` drawn from every training row (hidden labels included).
+    The relation ``R`` (registered under ``relations``) sees the weak view of ``z`` through the
+    student and the features of ``X``, and returns a target distribution ``p_j`` and a weight
+    ``w_j`` (0 masks ``z_j`` out). ``L'`` is cross-entropy with the hard label ``argmax p_j``
+    (``loss: hard``) or with ``p_j`` itself (``loss: soft``). Labeled, weak and strong inputs go
+    through the encoder in one batch (shared BatchNorm statistics, as in FixMatch). ``r(t)`` ramps
+    linearly from 0 to 1 over ``rampup_steps`` optimizer steps.
+
+    Logged every step: ``mask_rate`` (fraction of ``z`` with ``w > 0``) and ``pseudo_accuracy``
+    (pseudo-labels of the kept ``z`` against the hidden truth ``y_true`` — a diagnostic, never used
+    for training). Final metrics add the run's ``mean_mask_rate`` and ``pseudo_label_accuracy``, so a
+    threshold that masks everything shows as ``mean_mask_rate: 0`` (and a warning). For 2-D tabular
+    data, ``finalize`` draws ``decision_boundary.png``.
+
+    relation: the relation R (default ``confidence``). loss: ``hard`` or ``soft`` targets.
+    unlabeled_ratio: mu, unlabeled rows per labeled row in a step (FixMatch: 7).
+    unlabeled_weight: lambda_u. rampup_steps: steps to ramp lambda_u up (0: none).
+    weak / strong: the views for the relation's input and for the trained prediction.
+    augment_labeled: apply the weak view to the labeled batch too.
+    head_hidden: width of a hidden layer in the head (default: linear).
+    """
+
+    def __init__(self, ctx: ObjectiveContext, *, relation: RelationSpec = "confidence",
+                 loss: Literal["hard", "soft"] = "hard", unlabeled_ratio: float = 7.0,
+                 unlabeled_weight: float = 1.0, rampup_steps: int = 0, weak: WeakView = "weak",
+                 strong: StrongView = "strong", augment_labeled: bool = True, head_hidden: Optional[int] = None):
+        super().__init__()
+        if not ctx.info.num_classes:
+            raise ConfigError(f"{ctx.path}.name", f"dataset '{ctx.info.name}' has no class labels to learn")
+        if unlabeled_ratio <= 0:
+            raise ConfigError(f"{ctx.path}.unlabeled_ratio", f"must be positive, got {unlabeled_ratio}")
+        if unlabeled_weight < 0:
+            raise ConfigError(f"{ctx.path}.unlabeled_weight", f"must be non-negative, got {unlabeled_weight}")
+        if rampup_steps < 0:
+            raise ConfigError(f"{ctx.path}.rampup_steps", f"must be non-negative, got {rampup_steps}")
+        self.path, self.loss_kind = ctx.path, loss
+        self.mu, self.lambda_u, self.rampup_steps = unlabeled_ratio, unlabeled_weight, rampup_steps
+        self.views, self.augment_labeled = (weak, strong), augment_labeled
+        self.head = linear_head(ctx.encoder.out_dim, ctx.info.num_classes, head_hidden)
+        labeled = ctx.data.labeled if ctx.data is not None else None
+        rctx = RelationContext(ctx.info, ctx.encoder, self.head, labeled, f"{ctx.path}.relation")
+        self.relation = build("relations", relation, rctx, path=f"{ctx.path}.relation")
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
+        # running sums over the run: mask rate, forward passes, correct kept pseudo-labels, kept samples
+        self.register_buffer("totals", torch.zeros(4, dtype=torch.float64))
+
+    def streams(self):
+        return {
+            "labeled": StreamSpec("labeled", 1.0, (self.views[0],) if self.augment_labeled else None),
+            "unlabeled": StreamSpec("all", self.mu, self.views),
+        }
+
+    def logits(self, x, encoder):
+        return self.head(encoder(x))
+
+    def unlabeled_loss(self, logits: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """Per-sample ``L'``: cross-entropy with ``argmax probs`` (hard) or with ``probs`` (soft)."""
+        if self.loss_kind == "hard":
+            return F.cross_entropy(logits, probs.argmax(1), reduction="none")
+        return -(probs * F.log_softmax(logits.float(), dim=1)).sum(1)
+
+    def forward(self, batch, encoder, player="model"):
+        lab, unl = batch["labeled"], batch["unlabeled"]
+        x_lab = lab["views"][0] if self.augment_labeled else lab["x"]
+        weak, strong = unl["views"]
+        n, m = len(x_lab), len(weak)
+        feats = encoder(torch.cat([x_lab, weak, strong]))
+        logits = self.head(feats)
+        sup = F.cross_entropy(logits[:n], lab["y"])
+        # targets in full precision: graph solves and thresholds are not bf16 material
+        with torch.autocast(weak.device.type, enabled=False):
+            targets = self.relation(RelationInput(weak, logits[n:n + m].detach().float(),
+                                                  feats[n:n + m].detach().float(), x_lab,
+                                                  feats[:n].detach().float(), lab["y"]))
+        weight = targets.weight.detach()
+        unsup = (weight * self.unlabeled_loss(logits[n + m:], targets.probs.detach())).mean()
+        ramp = min(1.0, float(self.steps_done) / self.rampup_steps) if self.rampup_steps else 1.0
+        loss = sup + self.lambda_u * ramp * unsup
+
+        kept = weight > 0
+        correct = (targets.probs.argmax(1) == unl["y_true"]) & kept
+        mask_rate = kept.float().mean()
+        if self.training:
+            self.totals += torch.stack([mask_rate.double(), torch.ones_like(mask_rate, dtype=torch.float64),
+                                        correct.sum().double(), kept.sum().double()])
+        metrics = {"supervised_loss": sup.detach(), "unlabeled_loss": unsup.detach(), "mask_rate": mask_rate,
+                   "accuracy": (logits[:n].argmax(1) == lab["y"]).float().mean()}
+        n_kept = int(kept.sum())
+        if n_kept:  # undefined when every sample is masked out
+            metrics["pseudo_accuracy"] = correct.sum().float() / n_kept
+        return Output(loss, metrics)
+
+    def after_step(self, step, encoder):
+        self.steps_done += 1
+        self.relation.after_step(encoder, self.head)
+
+    def finalize(self, run_dir, data, encoder, device) -> dict:
+        mask_sum, passes, correct, kept = self.totals.tolist()
+        out = {}
+        if passes:
+            out["mean_mask_rate"] = mask_sum / passes
+            if kept:
+                out["pseudo_label_accuracy"] = correct / kept
+            else:
+                warnings.warn(f"{self.path}.relation: every unlabeled sample was masked out for the whole run "
+                              f"(mean_mask_rate 0), so only the labeled rows were learned from; lower the "
+                              f"relation's threshold", stacklevel=2)
+        info = data.info
+        if run_dir is not None and info.modality == "tabular" and tuple(info.input_shape) == (2,):
+            decision_boundary(self, encoder, data, run_dir / "decision_boundary.png", device)
+        return out
+
+
+@torch.no_grad()
+def decision_boundary(obj: PseudoLabel, encoder: nn.Module, data, path, device, resolution: int = 200) -> None:
+    """Predicted class over a grid covering the 2-D data, with the training points (labeled ones
+    large, hidden-label ones small and grey) and the test points."""
+    from ..plots import pyplot
+
+    plt = pyplot()
+    train, test = data.train, data.test
+    pts = torch.cat([train["x"], test["x"]]).float()
+    lo, hi = pts.min(0).values - 0.5, pts.max(0).values + 0.5
+    gx, gy = torch.meshgrid(torch.linspace(lo[0], hi[0], resolution), torch.linspace(lo[1], hi[1], resolution),
+                            indexing="xy")
+    grid = torch.stack([gx.flatten(), gy.flatten()], 1)
+    modes = encoder.training, obj.training
+    encoder.eval()
+    obj.eval()
+    try:
+        pred = torch.cat([obj.logits(chunk.to(device), encoder).argmax(1).cpu() for chunk in grid.split(8192)])
+        test_pred = obj.logits(test["x"].to(device), encoder).argmax(1).cpu()
+    finally:
+        encoder.train(modes[0])
+        obj.train(modes[1])
+    C = data.info.num_classes
+    fig, ax = plt.subplots(figsize=(6, 5))
+    ax.contourf(gx, gy, pred.view(resolution, resolution), levels=torch.arange(C + 1) - 0.5, cmap="coolwarm",
+                alpha=0.25)
+    y = train["y"]
+    hidden = y < 0
+    ax.scatter(train["x"][hidden, 0], train["x"][hidden, 1], s=6, c="0.6", label="unlabeled (train)")
+    ax.scatter(test["x"][:, 0], test["x"][:, 1], s=10, c=test["y"], cmap="coolwarm", vmin=0, vmax=max(C - 1, 1),
+               marker="x", linewidths=0.7, label="test")
+    ax.scatter(train["x"][~hidden, 0], train["x"][~hidden, 1], s=120, c=y[~hidden], cmap="coolwarm", vmin=0,
+               vmax=max(C - 1, 1), edgecolors="k", linewidths=1.5, label="labeled")
+    acc = (test_pred == test["y"]).float().mean().item()
+    ax.set_title(f"pseudo_label decision boundary ({int((~hidden).sum())} labels, test accuracy {acc:.3f})")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

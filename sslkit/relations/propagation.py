@@ -1,0 +1,115 @@
+"""Label propagation on a k-NN graph over the labeled and unlabeled batch (Zhou et al. 2004;
+Iscen et al. 2019)."""
+from __future__ import annotations
+
+import math
+from typing import Literal, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from ..registry import register
+from .base import Relation, RelationContext, RelationInput, Targets, confidence_mask
+
+
+def affinity(points: torch.Tensor, kernel: str, gamma: float = 3.0, k: int = 10,
+             bandwidth: Optional[float] = None) -> torch.Tensor:
+    """Dense pairwise affinities of the rows of ``points`` (diagonal excluded).
+
+    ``cosine``: ``max(cos(v_i, v_j), 0)^gamma`` (Iscen et al.; for learned features).
+    ``gaussian``: ``exp(-||v_i - v_j||^2 / (2 sigma^2))`` with ``sigma = bandwidth``, or by default
+    the median distance of a point to its ``k``-th nearest neighbour (for raw low-dimensional inputs,
+    where the direction of a vector means little).
+    """
+    v = points.flatten(1).float()
+    if kernel == "cosine":
+        v = F.normalize(v, dim=1)
+        sim = (v @ v.T).clamp_min(0).pow(gamma)
+    else:
+        d2 = torch.cdist(v, v).pow(2)
+        if bandwidth is None:
+            kth = d2.masked_fill(torch.eye(len(v), dtype=torch.bool, device=v.device), float("inf"))
+            kth = kth.kthvalue(min(k, len(v) - 1), dim=1).values
+            sigma2 = kth.median().clamp_min(1e-12)
+        else:
+            sigma2 = torch.tensor(bandwidth ** 2, device=v.device)
+        sim = torch.exp(-d2 / (2 * sigma2))
+    return sim.fill_diagonal_(0.0)
+
+
+def knn_graph(sim: torch.Tensor, k: int) -> torch.Tensor:
+    """Symmetric k-NN graph ``W = A + A^T``: ``A_ij = sim_ij`` for the ``k`` most similar ``j != i``
+    of each node ``i``, 0 otherwise."""
+    masked = sim.clone().fill_diagonal_(float("-inf"))  # never one's own neighbour
+    idx = masked.topk(min(k, len(sim) - 1), dim=1).indices
+    A = torch.zeros_like(sim).scatter_(1, idx, sim.gather(1, idx).clamp_min(0))
+    return A + A.T
+
+
+def propagate(W: torch.Tensor, Y: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Closed-form label spreading ``F = (I - alpha D^-1/2 W D^-1/2)^-1 Y`` (rows of ``Y``: one-hot
+    for labeled nodes, zeros for unlabeled ones; ``D`` the degrees of ``W``)."""
+    d = W.sum(1).clamp_min(1e-12).rsqrt()
+    S = d[:, None] * W * d[None, :]
+    eye = torch.eye(len(W), device=W.device, dtype=W.dtype)
+    return torch.linalg.solve(eye - alpha * S, Y)
+
+
+@register("relations", "propagation")
+class Propagation(Relation):
+    """Targets from label propagation over the labeled batch ``X`` and the unlabeled batch ``z``
+    (the literal ``R(z, X)``): a k-NN graph (:func:`affinity`, :func:`knn_graph`) is built over both —
+    in the student's current feature space (``space: features``) or on the inputs themselves
+    (``space: input``, the weak views of ``z`` and ``X`` as fed to the student) — the labels of
+    ``X`` are spread with :func:`propagate`, and each unlabeled node's non-negative scores are
+    normalised into ``p``. Weight ``1 - H(p) / log C`` (Iscen et al.'s certainty) when
+    ``certainty_weight``, else 1; times ``1[max_c p_c >= threshold]``. A node the labels never reach
+    gets a uniform ``p`` and weight 0.
+
+    space: ``features`` or ``input``. kernel: ``cosine`` or ``gaussian`` (default: cosine on
+    features, gaussian on inputs). k: neighbours per node. alpha: propagation strength in (0, 1).
+    gamma: cosine affinity exponent. bandwidth: gaussian sigma (default: median k-th neighbour
+    distance). certainty_weight: entropy-based weights. threshold: confidence of ``p`` needed to
+    use a sample.
+    """
+
+    def __init__(self, ctx: RelationContext, *, space: Literal["features", "input"] = "features",
+                 kernel: Optional[Literal["cosine", "gaussian"]] = None, k: int = 10, alpha: float = 0.99,
+                 gamma: float = 3.0, bandwidth: Optional[float] = None, certainty_weight: bool = True,
+                 threshold: float = 0.0):
+        super().__init__()
+        if k < 1:
+            raise ConfigError(f"{ctx.path}.k", f"must be at least 1, got {k}")
+        if not 0.0 < alpha < 1.0:
+            raise ConfigError(f"{ctx.path}.alpha", f"must be in (0, 1), got {alpha}")
+        if bandwidth is not None and bandwidth <= 0:
+            raise ConfigError(f"{ctx.path}.bandwidth", f"must be positive, got {bandwidth}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"{ctx.path}.threshold", f"must be in [0, 1], got {threshold}")
+        if space == "input" and ctx.info.modality == "text":
+            raise ConfigError(f"{ctx.path}.space", "token ids have no geometry; use space: features for text")
+        self.space, self.k, self.alpha, self.gamma, self.bandwidth = space, k, alpha, gamma, bandwidth
+        self.kernel = kernel or ("cosine" if space == "features" else "gaussian")
+        self.certainty_weight, self.threshold = certainty_weight, threshold
+        self.num_classes = ctx.info.num_classes
+
+    @torch.no_grad()
+    def forward(self, inp: RelationInput) -> Targets:
+        n, C = len(inp.labeled_y), self.num_classes
+        if self.space == "features":
+            points = torch.cat([inp.labeled_features, inp.features])
+        else:
+            points = torch.cat([inp.labeled_x.flatten(1), inp.x.flatten(1)])
+        sim = affinity(points, self.kernel, self.gamma, self.k, self.bandwidth)
+        Y = torch.zeros(len(points), C, device=sim.device)
+        Y[torch.arange(n, device=sim.device), inp.labeled_y] = 1.0
+        scores = propagate(knn_graph(sim, self.k), Y, self.alpha)[n:].clamp_min(0)
+        total = scores.sum(1, keepdim=True)
+        reached = total > 1e-12
+        probs = torch.where(reached, scores / total.clamp_min(1e-12), torch.full_like(scores, 1.0 / C))
+        weight = reached.squeeze(1).float() * confidence_mask(probs, self.threshold)
+        if self.certainty_weight and C > 1:
+            entropy = -(probs * probs.clamp_min(1e-12).log()).sum(1)
+            weight = weight * (1 - entropy / math.log(C)).clamp(0, 1)
+        return Targets(probs, weight)

@@ -1,0 +1,54 @@
+"""Targets from an exponential-moving-average copy of the model (Mean Teacher, Tarvainen & Valpola 2017)."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import register
+from .base import Relation, RelationContext, RelationInput, Targets, confidence_mask
+
+
+@register("relations", "teacher")
+class Teacher(Relation):
+    """Target ``p = softmax(g(weak(z)) / T)`` where ``g`` is the teacher: an EMA of the student's
+    encoder and head, ``theta_g <- decay * theta_g + (1 - decay) * theta_f`` after every optimizer
+    step (buffers such as BatchNorm statistics are copied). The teacher runs in eval mode and gets
+    no gradient. Weight ``1[max_c p_c >= threshold]`` (0 keeps every sample, as in Mean Teacher).
+
+    decay: EMA decay. threshold: confidence needed to use a sample. temperature: softmax temperature T.
+    """
+
+    def __init__(self, ctx: RelationContext, *, decay: float = 0.99, threshold: float = 0.0,
+                 temperature: float = 1.0):
+        super().__init__()
+        if not 0.0 <= decay < 1.0:
+            raise ConfigError(f"{ctx.path}.decay", f"must be in [0, 1), got {decay}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"{ctx.path}.threshold", f"must be in [0, 1], got {threshold}")
+        if temperature <= 0:
+            raise ConfigError(f"{ctx.path}.temperature", f"must be positive, got {temperature}")
+        self.decay, self.threshold, self.temperature = decay, threshold, temperature
+        # a copy, not the shared modules: the teacher's weights are its own state (checkpointed)
+        self.teacher = nn.Sequential(copy.deepcopy(ctx.encoder), copy.deepcopy(ctx.head))
+        self.teacher.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()  # teacher predictions are deterministic (no dropout, running BN statistics)
+        return self
+
+    @torch.no_grad()
+    def forward(self, inp: RelationInput) -> Targets:
+        probs = torch.softmax(self.teacher(inp.x).float() / self.temperature, dim=1)
+        return Targets(probs, confidence_mask(probs, self.threshold))
+
+    @torch.no_grad()
+    def after_step(self, encoder: nn.Module, head: nn.Module) -> None:
+        student = nn.Sequential(encoder, head)
+        for t, s in zip(self.teacher.parameters(), student.parameters()):
+            t.lerp_(s.detach(), 1 - self.decay)
+        for t, s in zip(self.teacher.buffers(), student.buffers()):
+            t.copy_(s)

@@ -1,0 +1,125 @@
+"""A causal language model as a *policy* over response tokens: per-token log-probabilities of a
+response given its prompt, sampling responses to right-padded prompts of different lengths, and
+loading an earlier stage's language model or reward model as a frozen copy.
+
+Layout shared by ``sft``, ``ppo`` and ``dpo``: a row is ``<cls> prompt response <sep>`` then padding;
+``prompt_len`` counts the ids before the response. The action at column ``c`` (``c >= prompt_len``)
+is predicted from the hidden state at ``c - 1``, so per-token quantities are ``[B, T - 1]`` tensors
+aligned with ``seq[:, 1:]``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from .generate import filter_logits
+from .lm_head import TiedLMHead, embedding_of
+
+
+def response_mask(seq: torch.Tensor, prompt_len: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """``[B, T - 1]`` bool: target ``seq[:, 1:]`` is a response token (``<sep>`` included)."""
+    col = torch.arange(1, seq.shape[1], device=seq.device)
+    return (col[None, :] >= prompt_len[:, None]) & (seq[:, 1:] != pad_id)
+
+
+def token_logprobs(logits: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+    """``log p(seq[:, t+1] | seq[:, :t+1])`` for ``logits = model(seq[:, :-1])`` -> ``[B, T - 1]``."""
+    return torch.gather(F.log_softmax(logits.float(), -1), 2, seq[:, 1:, None]).squeeze(2)
+
+
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Per-position entropy of the softmax of ``logits`` (``[B, T]``)."""
+    logp = F.log_softmax(logits.float(), -1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+@torch.no_grad()
+def sample_responses(logits_fn: Callable, prompt: torch.Tensor, prompt_len: torch.Tensor, max_new_tokens: int,
+                     max_length: int, eos_id: int, pad_id: int, temperature: float = 1.0,
+                     top_k: Optional[int] = None, top_p: Optional[float] = None,
+                     generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Sample a response of at most ``max_new_tokens`` ids after each right-padded prompt (``prompt_len``
+    real ids per row), stopping a row at ``eos_id``; tokens after it are ``pad_id``. Returns
+    ``[B, max(prompt_len) + max_new_tokens]``. Rows of different prompt lengths are batched: row ``i``
+    writes its ``t``-th token at column ``prompt_len[i] + t`` (a causal model never looks at the padding
+    after a row's end, so no attention mask is needed). ``<pad>`` is never sampled."""
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens} (it would generate nothing)")
+    if int(prompt_len.min()) < 1:
+        raise ValueError("every prompt needs at least one id (e.g. <cls>)")
+    longest = int(prompt_len.max())
+    if longest + max_new_tokens > max_length:
+        raise ValueError(f"a prompt of {longest} ids plus {max_new_tokens} new ids exceeds the model's context of "
+                         f"{max_length} positions")
+    B, dev = len(prompt), prompt.device
+    seq = torch.full((B, longest + max_new_tokens), pad_id, dtype=torch.long, device=dev)
+    seq[:, :prompt.shape[1]] = prompt[:, :seq.shape[1]]
+    rows = torch.arange(B, device=dev)
+    pos = prompt_len.to(dev).clone()
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
+    for _ in range(max_new_tokens):
+        logits = logits_fn(seq[:, :int(pos.max())])[rows, pos - 1].float()
+        logits[:, pad_id] = float("-inf")  # a sampled <pad> would read as the end of the row
+        logits = filter_logits(logits / max(temperature, 1e-6), top_k, top_p)
+        nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+        seq[rows, pos] = torch.where(done, torch.full_like(nxt, pad_id), nxt)
+        done |= nxt == eos_id
+        pos = pos + 1
+        if bool(done.all()):
+            break
+    return seq
+
+
+def split_texts(tokenizer, seq: torch.Tensor, prompt_len: torch.Tensor) -> tuple:
+    """Decoded ``(prompts, responses)`` of response rows (specials such as ``<sep>`` dropped)."""
+    prompts = [tokenizer.decode(r[:int(n)].tolist()) for r, n in zip(seq, prompt_len)]
+    responses = [tokenizer.decode(r[int(n):].tolist()) for r, n in zip(seq, prompt_len)]
+    return prompts, responses
+
+
+class FrozenLM(nn.Module):
+    """A frozen causal language model (encoder + tied head) loaded from an earlier stage, e.g. the
+    reference policy of ``ppo``/``dpo``. ``logits(ids) -> [B, T, V]``."""
+
+    def __init__(self, encoder: nn.Module, head: TiedLMHead):
+        super().__init__()
+        self.encoder, self.head = encoder, head
+        self.requires_grad_(False).eval()
+
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder.forward_tokens(ids), embedding_of(self.encoder))
+
+
+def load_stage(stages: dict, name: str, path: str, tokenizer, what: str):
+    """``load_run`` of the earlier stage ``name`` after checking it exists and that its tokenizer is
+    this run's (a reward model or reference fed other ids would silently score garbage)."""
+    from ..runner import load_run
+
+    if name not in stages:
+        raise ConfigError(path, f"no earlier stage '{name}' to load the {what} from "
+                                f"(earlier stages: {', '.join(stages) or 'none'})")
+    run_dir = Path(stages[name])
+    if not (run_dir / "checkpoints" / "last.pt").is_file():
+        raise ConfigError(path, f"stage '{name}' has not finished ({run_dir} has no checkpoint); run it first")
+    cfg, data, model = load_run(run_dir)
+    theirs = data.info.tokenizer.state() if data.info.tokenizer is not None else None
+    if theirs != tokenizer.state():
+        desc = theirs["name"] if theirs else "no tokenizer"
+        raise ConfigError(path, f"the {what} of stage '{name}' uses a different tokenizer ({desc}, "
+                                f"{len(theirs['vocab']) if theirs else 0} ids) than this stage ({tokenizer.name}, "
+                                f"{tokenizer.vocab_size} ids); train both with the same data.tokenizer")
+    return model
+
+
+def frozen_lm(stages: dict, name: str, path: str, tokenizer) -> FrozenLM:
+    """The language model (encoder + the first objective's tied ``head``) of stage ``name``, frozen."""
+    model = load_stage(stages, name, path, tokenizer, "language model")
+    for obj in model.objectives:
+        if isinstance(getattr(obj, "head", None), TiedLMHead) and hasattr(model.encoder, "forward_tokens"):
+            return FrozenLM(model.encoder, obj.head)
+    raise ConfigError(path, f"stage '{name}' holds no language model (train it with clm or sft)")
