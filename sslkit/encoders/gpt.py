@@ -12,14 +12,12 @@ import torch
 from torch import nn
 
 from ..data import DataInfo
-from ..errors import ConfigError
 from ..registry import register
-from .base import Encoder
-from .transformer import Block, _init
+from .transformer import TransformerEncoder
 
 
 @register("encoders", "gpt")
-class GPTEncoder(Encoder):
+class GPTEncoder(TransformerEncoder):
     """Causal Transformer decoder: position ``t`` attends to positions ``<= t`` only.
 
     dim: width. depth: number of blocks. heads: attention heads. dropout: attention/MLP dropout.
@@ -32,29 +30,8 @@ class GPTEncoder(Encoder):
 
     def __init__(self, info: DataInfo, *, dim: int = 128, depth: int = 4, heads: int = 4, dropout: float = 0.0,
                  max_length: Optional[int] = None, pooling: Literal["last", "mean"] = "last"):
-        super().__init__()
-        if info.modality != "text" or info.tokenizer is None:
-            raise ConfigError("encoder.name", f"'gpt' takes text data, not {info.modality}")
-        self.pad_id, self.pooling = info.tokenizer.pad_id, pooling
-        self.max_length = max_length or info.input_shape[0]
-        self.tok = nn.Embedding(info.tokenizer.vocab_size, dim)
-        self.pos = nn.Embedding(self.max_length, dim)
-        self.drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(depth))
-        self.ln = nn.LayerNorm(dim)
-        self.out_dim = dim
-        self.apply(_init)
-
-    def forward_tokens(self, ids: torch.Tensor) -> torch.Tensor:
-        """``[B, T, dim]`` hidden states; padding needs no mask, because with right padding a real
-        token never attends to a later pad under the causal mask."""
-        T = ids.shape[1]
-        if T > self.max_length:
-            raise ValueError(f"sequence of {T} tokens exceeds the encoder's {self.max_length} positions")
-        x = self.drop(self.tok(ids) + self.pos(torch.arange(T, device=ids.device)))
-        for block in self.blocks:
-            x = block(x, causal=True)
-        return self.ln(x)
+        nn.Module.__init__(self)
+        self._build(info, dim, depth, heads, dropout, max_length, pooling)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         h = self.forward_tokens(ids)

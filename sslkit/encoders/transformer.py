@@ -64,11 +64,17 @@ class TransformerEncoder(Encoder):
     max_length: number of learned positions (default: the data's sequence length).
     """
 
+    causal = False  # GPT-style decoders set this: position t attends to positions <= t only
+
     def __init__(self, info: DataInfo, *, dim: int = 128, depth: int = 4, heads: int = 4, dropout: float = 0.1,
                  pooling: Literal["mean", "cls"] = "mean", max_length: Optional[int] = None):
         super().__init__()
+        self._build(info, dim, depth, heads, dropout, max_length, pooling)
+
+    def _build(self, info, dim, depth, heads, dropout, max_length, pooling):
+        """Token + learned position embeddings, ``depth`` pre-norm blocks and a final LayerNorm."""
         if info.modality != "text" or info.tokenizer is None:
-            raise ConfigError("encoder.name", f"'transformer' takes text data, not {info.modality}")
+            raise ConfigError("encoder.name", f"'{type(self).__name__}' takes text data, not {info.modality}")
         self.pad_id, self.pooling = info.tokenizer.pad_id, pooling
         self.max_length = max_length or info.input_shape[0]
         self.tok = nn.Embedding(info.tokenizer.vocab_size, dim)
@@ -84,9 +90,10 @@ class TransformerEncoder(Encoder):
         if T > self.max_length:
             raise ValueError(f"sequence of {T} tokens exceeds the encoder's {self.max_length} positions")
         x = self.drop(self.tok(ids) + self.pos(torch.arange(T, device=ids.device)))
-        mask = padding_mask(ids, self.pad_id)
+        # causal: with right padding a real token never attends to a later pad, so no padding mask
+        mask = None if self.causal else padding_mask(ids, self.pad_id)
         for block in self.blocks:
-            x = block(x, mask)
+            x = block(x, mask, self.causal)
         return self.ln(x)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
