@@ -3,7 +3,10 @@
 Same MLP (digits, hidden [256, 256]), same data, batch size, optimizer and number of steps.
 Prints a markdown table of the best-of-N wall times and their ratio.
 
-    python benchmarks/overhead.py [--steps 2000] [--repeats 5]
+    python benchmarks/overhead.py [--steps 2000] [--repeats 5] [--threads N]
+
+On a shared 2-core VM single runs swing by up to 1.5x (both loops alike), so variants are
+interleaved and the best of N is reported; use enough repeats.
 """
 from __future__ import annotations
 
@@ -60,7 +63,10 @@ def main():
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     times = {"plain PyTorch loop": [], "sslkit trainer (loop only)": [],
              "sslkit trainer (+ eval and checkpoint every epoch, progress off)": []}
     for _ in range(args.repeats):  # interleaved, so load changes hit every variant alike

@@ -44,14 +44,18 @@ class SSLModel(nn.Module):
     def forward(self, batches: list, player: str = MAIN_PLAYER):
         """Weighted sum of the losses of every objective that plays ``player`` on its batch, plus the
         regularizer on that player's parameters. Returns ``(total, {name: Output})``."""
-        total, outputs = 0.0, {}
+        terms, outputs = [], {}
         for name, weight, obj, batch in zip(self.names, self.weights, self.objectives, batches):
             if player in obj.players:
                 out = obj(batch, self.encoder, player) if len(obj.players) > 1 else obj(batch, self.encoder)
                 outputs[name] = out
-                total = total + weight * out.loss
+                terms.append(out.loss if weight == 1 else weight * out.loss)
         if self.regularizer is not None and self.reg_weight:
             omega = self.regularizer(self.player_params[player])
             outputs["regularizer"] = Output(omega)
-            total = total + self.reg_weight * omega
+            terms.append(self.reg_weight * omega)
+        # no `0.0 + ...` start and no multiply by a weight of 1: each is an extra autograd node per step
+        total = terms[0]
+        for term in terms[1:]:
+            total = total + term
         return total, outputs

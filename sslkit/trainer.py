@@ -24,6 +24,7 @@ from .data import DataBundle
 from .data.stream import Stream, StreamSpec
 from .errors import ConfigError, Interrupted, TrainingError, did_you_mean
 from .model import MAIN_PLAYER, SSLModel
+from .objectives.base import Objective
 from .schema import build
 
 
@@ -42,6 +43,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _to(batch: dict, device) -> dict:
+    if device.type == "cpu":  # stream batches are CPU tensors already
+        return batch
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
@@ -64,9 +67,12 @@ class Trainer:
         self.amp = (self.tcfg["precision"] == "bf16" or (self.tcfg["precision"] == "auto" and device.type == "cuda"))
         self._build_streams()
         self._build_optimizers()
+        # only objectives that override the no-op hook are called every step
+        self._after_step = [o for o in self.model.objectives if type(o).after_step is not Objective.after_step]
         self.step = 0
         self.history: list = []
         self._stop_signal = None
+        self._log_file = None
 
     # ----------------------------------------------------------------- set-up
     def _build_streams(self):
@@ -141,7 +147,7 @@ class Trainer:
         for player in self.model.players:
             with autocast:
                 total, outs = self.net(batches, player)
-            if not torch.isfinite(total):
+            if not math.isfinite(total.item()):  # one host sync; .item() is cheaper than isfinite + bool
                 bad = [n for n, o in outs.items() if not torch.isfinite(o.loss).all()] or list(outs)
                 raise TrainingError(f"non-finite loss ({float(total.detach())}) in objective '{bad[0]}' at step "
                                     f"{self.step + 1} (player '{player}'); stopping. The last good checkpoint is "
@@ -154,7 +160,7 @@ class Trainer:
             opt.step()
             self.schedulers[player].step()
             outputs[player] = (total, outs)
-        for obj in self.model.objectives:
+        for obj in self._after_step:
             obj.after_step(self.step, self.model.encoder)
         return outputs
 
@@ -166,6 +172,7 @@ class Trainer:
             for name, out in outs.items():
                 rec[f"{name}/{player}_loss" if many else f"{name}/loss"] = float(out.loss.detach())
                 for k, v in out.metrics.items():
+                    v = v() if callable(v) else v
                     rec[f"{name}/{k}"] = float(v.detach() if torch.is_tensor(v) else v)
             rec[f"lr/{player}" if len(outputs) > 1 else "lr"] = self.optimizers[player].param_groups[0]["lr"]
         if self.world > 1:  # log the mean over ranks, i.e. the loss of the global batch
@@ -190,7 +197,10 @@ class Trainer:
 
     def _write(self, rec: dict):
         self.history.append(rec)
-        if self.run_dir is not None:
+        if self._log_file is not None:  # open for the loop: flushed per line, not reopened per line
+            self._log_file.write(json.dumps(rec) + "\n")
+            self._log_file.flush()
+        elif self.run_dir is not None:
             with open(self.run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
 
@@ -208,6 +218,8 @@ class Trainer:
             bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True, leave=False,
                        disable=None)  # None: off when stderr is not a terminal (CI logs, pipes)
         self._install_signals()
+        if main and self.run_dir is not None:
+            self._log_file = open(self.run_dir / "metrics.jsonl", "a")
         self.model.train()
         start = last_time = time.perf_counter()
         last_step = self.step
@@ -240,6 +252,9 @@ class Trainer:
                                       + (f". Continue with: sslkit run --resume {self.run_dir}" if self.run_dir else ""))
         finally:
             self._restore_signals()
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
             if bar is not None:
                 bar.close()
         wall = time.perf_counter() - start

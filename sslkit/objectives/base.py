@@ -26,7 +26,11 @@ from ..data.stream import StreamSpec
 
 
 class Output(NamedTuple):
-    """An objective's result for one batch: the scalar loss and metrics to log (tensors or floats)."""
+    """An objective's result for one batch: the scalar loss and metrics to log.
+
+    A metric is a tensor, a float, or a zero-argument callable returning one; callables are
+    evaluated only on the steps the trainer logs (``trainer.log_every``), so a metric that costs
+    extra tensor work (e.g. a batch accuracy) does not slow down the other steps."""
 
     loss: torch.Tensor
     metrics: dict = {}
