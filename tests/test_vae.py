@@ -148,3 +148,82 @@ def test_gaussian_vae_on_tabular_data_and_errors(tmp_path):
         check({"objectives": [{"name": "vae", "decoder": "deconv", "decoder_hidden": [8, 8, 8, 8]}]})
     with pytest.raises(ConfigError, match=r"objectives\[0\]\.latent_dim"):
         check({"objectives": [{"name": "vae", "latent_dim": 0}]})
+
+
+# ----------------------------------------------------------------------------- VampPrior
+def vamp_vae(dim, latent, K, rows=None, **kw):
+    from sslkit.data.base import DataBundle, TensorData
+
+    info = DataInfo("tabular", (dim,), 0)
+    rows = TensorData({"x": torch.randn(rows or K, dim)})
+    ctx = ObjectiveContext(info, Identity(dim), data=DataBundle(info, rows, rows))
+    return VAE(ctx, latent_dim=latent, probe=False, prior="vamp", prior_components=K, **kw)
+
+
+def test_vamp_prior_log_prob_and_loss_by_hand():
+    vae = vamp_vae(2, 1, K=2, likelihood="gaussian", gaussian_std=0.5)
+    with torch.no_grad():
+        vae.mu.weight.copy_(torch.tensor([[1.0, -1.0]]))
+        vae.mu.bias.fill_(0.0)
+        vae.logvar.weight.copy_(torch.tensor([[0.5, 0.0]]))
+        vae.logvar.bias.fill_(0.0)
+        vae.prior.u.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))  # posteriors N(1, e^0.5) and N(-2, 1)
+    vae.decoder = nn.Linear(1, 2)
+    with torch.no_grad():
+        vae.decoder.weight.copy_(torch.tensor([[2.0], [-1.0]]))
+        vae.decoder.bias.zero_()
+
+    def log_n(z, m, var):
+        return -0.5 * (math.log(2 * math.pi * var) + (z - m) ** 2 / var)
+
+    def log_prior(z):
+        return math.log(0.5 * math.exp(log_n(z, 1.0, math.exp(0.5))) + 0.5 * math.exp(log_n(z, -2.0, 1.0)))
+
+    post = lambda u: vae.posterior(u, Identity(2))  # noqa: E731
+    for z in (-3.0, 0.0, 0.7):
+        assert float(vae.prior.log_prob(torch.tensor([[z]]), post).detach()) == pytest.approx(log_prior(z), rel=1e-5)
+    x = torch.tensor([[0.8, 0.2], [0.1, 0.6]])
+    torch.manual_seed(3)
+    out = vae({"all": {"x": x}}, Identity(2))
+    torch.manual_seed(3)
+    eps = torch.randn(2, 1)
+    total = 0.0
+    for i in range(2):
+        mu, var = float(x[i, 0] - x[i, 1]), math.exp(0.5 * float(x[i, 0]))
+        z = mu + math.sqrt(var) * float(eps[i, 0])
+        recon = sum(0.5 * math.log(2 * math.pi) + math.log(0.5) + (float(xi) - t) ** 2 / (2 * 0.25)
+                    for xi, t in zip(x[i], (2 * z, -z)))
+        total += recon + log_n(z, mu, var) - log_prior(z)  # the one-sample KL estimate
+    assert float(out.loss.detach()) == pytest.approx(total / 2, rel=1e-5)
+
+
+def test_vamp_prior_of_one_standard_component_gives_the_standard_bounds():
+    """With one pseudo-input whose posterior is N(0, I) the VampPrior is N(0, I): the same NLL bound
+    for the same noise, and prior samples distributed as N(0, I)."""
+    std = tiny_vae(2, 1, likelihood="gaussian", gaussian_std=0.5)
+    vamp = vamp_vae(2, 1, K=1, likelihood="gaussian", gaussian_std=0.5)
+    with torch.no_grad():
+        for v in (std, vamp):
+            v.mu.weight.copy_(torch.tensor([[2.0, 0.0]]))
+            v.mu.bias.fill_(0.5)
+            v.logvar.weight.copy_(torch.tensor([[0.3, -0.2]]))
+            v.logvar.bias.zero_()
+        vamp.decoder.load_state_dict(std.decoder.state_dict())
+        vamp.prior.u.copy_(torch.tensor([[-0.25, 0.0]]))  # mu(u) = 0, logvar(u) = 0.3 * -0.25 ...
+        vamp.logvar.weight[0, 0] = 0.0  # ... made exactly 0 in both models
+        std.logvar.weight[0, 0] = 0.0
+    x = torch.randn(5, 2)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        a = std.bounds(x, Identity(2), k=50)
+        torch.manual_seed(1)
+        b = vamp.bounds(x, Identity(2), k=50)
+        zs = vamp.prior.sample(20000, lambda u: vamp.posterior(u, Identity(2)), "cpu", torch.Generator().manual_seed(0))
+    assert torch.allclose(a["nll"], b["nll"], atol=1e-4)
+    assert float((a["kl"] - b["kl"]).mean()) == pytest.approx(0.0, abs=0.3)  # closed form vs a 50-sample estimate
+    assert float(zs.mean()) == pytest.approx(0.0, abs=0.03) and float(zs.std()) == pytest.approx(1.0, abs=0.03)
+
+
+def test_vamp_prior_needs_enough_rows():
+    with pytest.raises(ConfigError, match="prior_components"):
+        vamp_vae(2, 1, K=10, rows=5, likelihood="gaussian")

@@ -218,15 +218,18 @@ class SampleScorer:
         return {"classifier_score": classifier_score(probs), "frechet_distance": fd, **class_balance(probs)}
 
     def reference(self) -> dict:
-        """Scores of the real test split (``real_*``; repeated to ``num_samples`` rows if smaller) and of
-        the per-class Gaussian baseline (``gaussian_*``)."""
+        """Scores of the real test split (``real_*``; repeated to ``num_samples`` rows if smaller), of the
+        per-class full-covariance Gaussian baseline (``gaussian_*``) and of its independent-pixel variant
+        (``gaussian_diagonal_*``: per-class means and variances only, a weaker reference)."""
         x_test = self.data.test.columns["x"].float()
         idx = torch.arange(self.num_samples) % len(x_test)
         real = self.score(x_test[idx])
-        base = class_gaussian_samples(self.x_train, self.y_train, self.num_samples, seed=self.seed)
-        gauss = self.score(base)
         out = {f"real_{k}": real[k] for k in ("classifier_score", "frechet_distance")}
-        out.update({f"gaussian_{k}": gauss[k] for k in ("classifier_score", "frechet_distance")})
+        for name, diagonal in (("gaussian", False), ("gaussian_diagonal", True)):
+            base = class_gaussian_samples(self.x_train, self.y_train, self.num_samples, seed=self.seed,
+                                          diagonal=diagonal)
+            scores = self.score(base)
+            out.update({f"{name}_{k}": scores[k] for k in ("classifier_score", "frechet_distance")})
         out["quality_classifier_test_accuracy"] = self.classifier_test_accuracy
         return out
 
@@ -241,11 +244,12 @@ def collapse_report(balance: dict, num_classes: int, max_share: float) -> dict:
 
 
 def sample_quality_metrics(samples: torch.Tensor, data: DataBundle, *, seed: int = 0,
-                           collapse_share: float = 0.5) -> dict:
+                           collapse_share: float = 0.5, scorer: Optional["SampleScorer"] = None) -> dict:
     """Everything a generative run reports about its samples: ``classifier_score``, ``frechet_distance``,
     the collapse report, and the reference scores of real test images and of the per-class Gaussian
-    baseline (see :class:`SampleScorer`). ``samples`` should have the scorer's ``num_samples`` rows."""
-    scorer = SampleScorer(data, num_samples=len(samples), seed=seed)
+    baseline (see :class:`SampleScorer`). ``samples`` should have the scorer's ``num_samples`` rows; pass
+    ``scorer`` to reuse a trained one for further sets."""
+    scorer = scorer or SampleScorer(data, num_samples=len(samples), seed=seed)
     s = scorer.score(samples)
     out = {"classifier_score": s["classifier_score"], "frechet_distance": s["frechet_distance"]}
     out.update(collapse_report(s, data.info.num_classes, collapse_share))

@@ -184,7 +184,9 @@ class GAN(Objective):
         if data is not None and data.info.num_classes:
             from ..evaluation.sample_quality import SampleScorer, class_balance
 
-            scorer = SampleScorer(data, seed=self.seed)
+            if "_scorer" not in self.__dict__:  # trained once per run, not at every evaluation
+                self.__dict__["_scorer"] = SampleScorer(data, seed=self.seed)
+            scorer = self.__dict__["_scorer"]
             bal = class_balance(scorer.probs(fake))
             out.update({"test_sample_max_class_share": bal["max_class_share"],
                         "test_sample_classes_covered": bal["classes_covered"]})

@@ -14,6 +14,12 @@ plain ELBO. The test-split ``test_nll`` is the importance-sampled bound with ``k
 
 which tightens towards ``-log p(x)`` as ``k`` grows (Burda et al. 2016).
 
+``prior: vamp`` replaces ``N(0, I)`` by the VampPrior (Tomczak & Welling 2018), a uniform mixture of the
+posteriors of ``K`` learned pseudo-inputs ``u_k``: ``p(z) = (1/K) sum_k q(z|u_k)``. It has no closed-form
+KL, so the KL term is the one-sample estimate ``log q(z|x) - log p(z)`` at the same reparameterised ``z``
+(its expectation is the KL). Samples then come from the mixture, where the posteriors of real data lie,
+instead of from regions of ``N(0, I)`` that no training input maps to ("holes" in the prior).
+
 This file also holds the decoder heads (:class:`MLPDecoder`, :class:`DeconvDecoder`) and the figure
 helpers that the GAN objective reuses.
 """
@@ -27,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.base import LazyColumn
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
@@ -194,6 +201,51 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
+class StandardPrior(nn.Module):
+    """p(z) = N(0, I)."""
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        self.latent_dim = latent_dim
+
+    def log_prob(self, z: torch.Tensor, posterior) -> torch.Tensor:
+        return log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
+
+    def kl(self, z, mu, logvar, posterior) -> torch.Tensor:
+        return gaussian_kl(mu, logvar)  # closed form
+
+    def sample(self, n: int, posterior, device, generator) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=device, generator=generator)
+
+
+class VampPrior(nn.Module):
+    """p(z) = (1/K) sum_k q(z | u_k) over ``K`` learned pseudo-inputs ``u_k`` (Tomczak & Welling 2018),
+    initialised from random training inputs. ``posterior(x) -> (mu, logvar)`` is the VAE's encoder, passed
+    in because the encoder belongs to the run, not to this module.
+
+    pseudo_inputs: initial pseudo-inputs ``[K, *input_shape]``.
+    """
+
+    def __init__(self, pseudo_inputs: torch.Tensor):
+        super().__init__()
+        self.u = nn.Parameter(pseudo_inputs.clone().float())
+
+    def log_prob(self, z: torch.Tensor, posterior) -> torch.Tensor:
+        mu, logvar = posterior(self.u)  # [K, d]
+        K = mu.shape[0]
+        comp = log_normal(z.unsqueeze(-2), mu, logvar)  # [..., K]
+        return torch.logsumexp(comp, -1) - math.log(K)
+
+    def kl(self, z, mu, logvar, posterior) -> torch.Tensor:
+        return log_normal(z, mu, logvar) - self.log_prob(z, posterior)  # one-sample estimate
+
+    def sample(self, n: int, posterior, device, generator) -> torch.Tensor:
+        mu, logvar = posterior(self.u)
+        k = torch.randint(0, mu.shape[0], (n,), device=device, generator=generator)
+        eps = torch.randn(n, mu.shape[1], device=device, generator=generator)
+        return mu[k] + torch.exp(0.5 * logvar[k]) * eps
+
+
 @register("objectives", "vae")
 class VAE(Objective):
     """Variational autoencoder: mean over the batch of ``-log p(x|z) + beta * KL(q(z|x) || N(0, I))`` with a
@@ -211,6 +263,8 @@ class VAE(Objective):
     decoder: ``mlp``, or ``deconv`` (transposed convolutions, images only).
     decoder_hidden: hidden widths of the MLP decoder, or channel widths (one per 2x upsampling) of the
         deconv decoder.
+    prior: ``standard`` (N(0, I)) or ``vamp`` (the VampPrior mixture; see the module docstring).
+    prior_components: K, the pseudo-inputs of the VampPrior.
     nll_samples: k, the importance samples of ``test_nll``.
     num_samples: generated samples scored for sample quality (null: as many as the test split has rows).
     collapse_share: the samples count as mode-collapsed when one predicted class holds more than this share.
@@ -220,6 +274,7 @@ class VAE(Objective):
     def __init__(self, ctx: ObjectiveContext, *, latent_dim: int = 16, beta: float = 1.0,
                  likelihood: Literal["bernoulli", "gaussian"] = "bernoulli", gaussian_std: Optional[float] = None,
                  decoder: Literal["mlp", "deconv"] = "mlp", decoder_hidden: list[int] = (256, 256),
+                 prior: Literal["standard", "vamp"] = "standard", prior_components: int = 50,
                  nll_samples: int = 100, num_samples: Optional[int] = None, collapse_share: float = 0.5,
                  probe: bool = True):
         super().__init__()
@@ -244,6 +299,16 @@ class VAE(Objective):
         self.mu = nn.Linear(ctx.encoder.out_dim, latent_dim)
         self.logvar = nn.Linear(ctx.encoder.out_dim, latent_dim)
         self.decoder = make_decoder(decoder, latent_dim, ctx.info, decoder_hidden, False, p)
+        if prior == "vamp":
+            x = ctx.data.train.columns["x"] if ctx.data is not None else None
+            if x is None or isinstance(x, LazyColumn) or len(x) < prior_components or prior_components < 1:
+                raise ConfigError(f"{p}.prior_components", f"the VampPrior initialises its {prior_components} "
+                                                           f"pseudo-inputs from as many in-memory training rows"
+                                                           f"{'' if x is None else f' (the data has {len(x)})'}")
+            pick = torch.randperm(len(x), generator=torch.Generator().manual_seed(ctx.seed))[:prior_components]
+            self.prior = VampPrior(x[pick].float())
+        else:
+            self.prior = StandardPrior(latent_dim)
         self.gaussian_std = gaussian_std
         if likelihood == "gaussian" and gaussian_std is None:
             self.log_std = nn.Parameter(torch.zeros(*ctx.info.input_shape))
@@ -281,7 +346,7 @@ class VAE(Objective):
         mu, logvar = self.posterior(x, encoder)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # reparameterisation
         recon = -self.log_likelihood(self.decoder(z), x)
-        kl = gaussian_kl(mu, logvar)
+        kl = self.prior.kl(z, mu, logvar, lambda u: self.posterior(u, encoder))
         loss = (recon + self.beta * kl).mean()
         return Output(loss, {"recon": recon.mean().detach(), "kl": kl.mean().detach(),
                              "neg_elbo": (recon + kl).mean().detach()})
@@ -289,16 +354,20 @@ class VAE(Objective):
     # -- evaluation
     def bounds(self, x, encoder, k: int, generator=None) -> dict:
         """Per example: the negative ELBO (beta = 1; reconstruction term averaged over the ``k`` samples,
-        KL in closed form) and the importance-sampled negative log-likelihood with ``k`` samples."""
-        mu, logvar = self.posterior(x, encoder)
+        KL in closed form for N(0, I), else averaged over the ``k`` samples) and the importance-sampled
+        negative log-likelihood with ``k`` samples."""
+        post = lambda u: self.posterior(u, encoder)  # noqa: E731
+        mu, logvar = post(x)
         eps = torch.randn((k, *mu.shape), device=mu.device, dtype=mu.dtype, generator=generator)
         z = mu + torch.exp(0.5 * logvar) * eps  # [k, B, d]
         out = self.decoder(z.reshape(-1, mu.shape[1])).reshape(k, *x.shape)
         log_px_z = self.log_likelihood(out, x)  # [k, B]
-        log_w = log_px_z + log_normal(z, torch.zeros_like(z), torch.zeros_like(z)) - log_normal(z, mu, logvar)
+        log_q = log_normal(z, mu, logvar)
+        log_p = self.prior.log_prob(z, post)
+        log_w = log_px_z + log_p - log_q
         nll = -(torch.logsumexp(log_w, 0) - math.log(k))
         recon = -log_px_z.mean(0)
-        kl = gaussian_kl(mu, logvar)
+        kl = gaussian_kl(mu, logvar) if isinstance(self.prior, StandardPrior) else (log_q - log_p).mean(0)
         return {"neg_elbo": recon + kl, "nll": nll, "recon": recon, "kl": kl}
 
     @torch.no_grad()
@@ -313,10 +382,11 @@ class VAE(Objective):
                 n += len(b["x"])
         return {f"test_{k}": v / n for k, v in sums.items()} if n else {}
 
-    def sample(self, n: int, device, seed: int) -> torch.Tensor:
-        """``n`` samples ``E[x|z]``, ``z ~ N(0, I)``, drawn with their own generator."""
+    def sample(self, n: int, device, seed: int, encoder=None) -> torch.Tensor:
+        """``n`` samples ``E[x|z]``, ``z ~ p(z)``, drawn with their own generator (the VampPrior needs the
+        ``encoder``)."""
         gen = torch.Generator(device=device).manual_seed(seed)
-        z = torch.randn(n, self.latent_dim, device=device, generator=gen)
+        z = self.prior.sample(n, lambda u: self.posterior(u, encoder), device, gen)
         return torch.cat([self.decode_mean(z[i:i + 512]) for i in range(0, n, 512)])
 
     def finalize(self, run_dir, data, encoder, device) -> dict:
@@ -326,7 +396,7 @@ class VAE(Objective):
         metrics = {}
         with eval_mode(self, encoder):
             n = self.num_samples or max(len(data.test), 100)
-            samples = self.sample(n, device, self.seed + 1).float().cpu()
+            samples = self.sample(n, device, self.seed + 1, encoder).float().cpu()
             mean = lambda x: self.posterior(x.float(), encoder)[0]  # noqa: E731 - the posterior mean
             test_mu = extract_features(mean, data.test, 256, device) if len(data.test) else None
             train_mu = extract_features(mean, data.train, 256, device) if self.probe else None
@@ -334,8 +404,9 @@ class VAE(Objective):
             recon = torch.cat([self.decode_mean(self.posterior(b["x"].float(), encoder)[0]).float().cpu()
                                for b in batched(data.test, 256, device, columns=("x",))]) if len(data.test) else None
         if data.info.num_classes and len(data.test):
-            metrics.update(sample_quality_metrics(samples, data, seed=self.seed, collapse_share=self.collapse_share))
-            rec = SampleScorer(data, seed=self.seed).score(recon)
+            scorer = SampleScorer(data, num_samples=len(samples), seed=self.seed)
+            metrics.update(sample_quality_metrics(samples, data, collapse_share=self.collapse_share, scorer=scorer))
+            rec = scorer.score(recon)
             metrics["reconstruction_classifier_score"] = rec["classifier_score"]
             metrics["reconstruction_frechet_distance"] = rec["frechet_distance"]
             if self.probe:
@@ -343,7 +414,8 @@ class VAE(Objective):
                 metrics.update(probe_metrics(train_mu, train_y, test_mu, data.test.columns["y"], seed=self.seed))
         if run_dir is not None:
             run_dir = Path(run_dir)
-            save_samples(samples, data, run_dir / "samples.png", "VAE samples: E[x|z], z ~ N(0, I)")
+            prior_name = "N(0, I)" if isinstance(self.prior, StandardPrior) else "VampPrior"
+            save_samples(samples, data, run_dir / "samples.png", f"VAE samples: E[x|z], z ~ {prior_name}")
             if recon is not None and data.info.modality == "image" and len(recon) >= 50:
                 x = data.test.columns["x"][:50].float()
                 pairs = torch.stack([x.reshape(5, 10, *x.shape[1:]), recon[:50].reshape(5, 10, *x.shape[1:])], 1)
