@@ -388,15 +388,32 @@ def test_word_and_bpe_tokenizers_keep_specials_and_words():
 
 
 def test_finetune_loads_a_pretrained_encoder(tmp_path):
+    """A classification recipe loads another run's encoder (encoder.init_from); a mismatch is a clear error."""
     pre = sslkit.run(RECIPES / "lm_mlm.yaml", overrides=TINY, out=tmp_path / "pre")
-    ft = {**SMOKE, "data.max_length": 32, "encoder.init_from": str(pre.run_dir)}
-    sslkit.validate(RECIPES / "finetune_docstrings.yaml", [f"{k}={v}" for k, v in ft.items()])
+    ft = {**SMOKE, "data.max_length": 32, "encoder.dim": 128, "encoder.init_from": str(pre.run_dir)}
+    sets = [f"{k}={v}" for k, v in ft.items()]
+    sslkit.validate(RECIPES / "supervised_docstrings.yaml", sets)
     from sslkit.runner import build_data, build_model
     from sslkit import config
 
-    cfg = config.load_recipe(RECIPES / "finetune_docstrings.yaml", [f"{k}={v}" for k, v in ft.items()])
+    cfg = config.load_recipe(RECIPES / "supervised_docstrings.yaml", sets)
     model = build_model(cfg, build_data(cfg))
     saved = torch.load(pre.run_dir / "checkpoints" / "last.pt", weights_only=True)["model"]
     assert torch.equal(model.encoder.tok.weight, saved["encoder.tok.weight"])
     with pytest.raises(ConfigError, match="init_from"):
-        sslkit.validate(RECIPES / "finetune_docstrings.yaml", [*(f"{k}={v}" for k, v in ft.items()), "encoder.dim=64"])
+        sslkit.validate(RECIPES / "supervised_docstrings.yaml", [*sets, "encoder.dim=64"])
+
+
+def test_finetune_recipe_starts_from_its_pretrain_stage(tmp_path):
+    """recipes/finetune_docstrings.yaml: the finetune stage's encoder starts from the pretrain stage's."""
+    res = sslkit.run(RECIPES / "finetune_docstrings.yaml", overrides={**SMOKE, "data.max_length": 32},
+                     out=tmp_path / "ft", stage="pretrain")
+    pre = torch.load(res.run_dir / "pretrain" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    from sslkit.runner import load_run
+
+    ft = sslkit.run(RECIPES / "finetune_docstrings.yaml", overrides={**SMOKE, "data.max_length": 32,
+                                                                     "trainer.optimizer.lr": 0.0},
+                    out=tmp_path / "ft", stage="finetune")
+    _, _, model = load_run(ft.run_dir / "finetune")
+    assert torch.equal(model.encoder.tok.weight, pre["encoder.tok.weight"])  # lr 0: still the pretrained weights
+    assert "finetune/test_accuracy" in ft.metrics

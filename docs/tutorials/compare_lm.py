@@ -25,8 +25,8 @@ STEPS = 3 if SMOKE else int(os.environ.get("LM_STEPS", 300))
 EVAL = 3 if SMOKE else max(STEPS // int(os.environ.get("LM_EVALS", 4)), 1)
 BATCH = int(os.environ.get("LM_BATCH", 32))
 FT_EPOCHS = 1 if SMOKE else int(os.environ.get("FT_EPOCHS", 20))
-OBJECTIVES = ["clm", "mlm", "span", "rtd", "plm", "dae", "nsp", "sop"]
-METRIC = {"clm": "test_perplexity", "mlm": "test_masked_perplexity", "span": "test_masked_perplexity",
+OBJECTIVES = ["clm", "bilm", "mlm", "span", "rtd", "plm", "dae", "nsp", "sop"]
+METRIC = {"clm": "test_perplexity", "bilm": "test_perplexity", "mlm": "test_masked_perplexity", "span": "test_masked_perplexity",
           "rtd": "test_rtd_accuracy", "plm": "test_plm_perplexity", "dae": "test_reconstruction_perplexity",
           "nsp": "test_pair_accuracy", "sop": "test_pair_accuracy"}
 
@@ -49,11 +49,15 @@ def pretrain(name: str) -> dict:
 
 
 def finetune(init_from) -> float:
-    over = {"trainer.epochs": FT_EPOCHS, "trainer.progress": False, "encoder.init_from": init_from}
+    """Test accuracy of the finetune stage of recipes/finetune_docstrings.yaml started from ``init_from``
+    (a pretraining run folder) or, with None, from scratch."""
+    over = {"trainer.epochs": FT_EPOCHS, "trainer.progress": False, "stages.finetune.from": None,
+            "stages.finetune.encoder.init_from": init_from}
     if SMOKE:
         over.update({"trainer.max_steps": 3, "data.max_length": 32, "data.test_size": 0.1})
     name = "ft_pretrained" if init_from else "ft_scratch"
-    return sslkit.run(ROOT / "recipes" / "finetune_docstrings.yaml", overrides=over, out=OUT / name).metrics["test_accuracy"]
+    res = sslkit.run(ROOT / "recipes" / "finetune_docstrings.yaml", overrides=over, out=OUT / name, stage="finetune")
+    return res.metrics["finetune/test_accuracy"]
 
 
 def plot(results: dict, path: Path) -> None:

@@ -1,15 +1,21 @@
 """A multi-layer LSTM over token ids (ELMo-style when bidirectional).
 
-Bidirectional (default): each direction has ``dim // 2`` units, so per-token states are ``dim``
-wide like the embedding, which lets masked-LM heads tie to ``tok``. Unidirectional: ``dim`` units
-left to right; the encoder is then causal and works with ``clm``. Padding (right-padded rows) is
-skipped with packed sequences, so the backward direction starts at each row's last real token.
+Bidirectional (default): like ELMo, two separate stacks of ``depth`` layers, ``dim // 2`` units
+each. The forward stack reads left to right; the backward stack reads each row's real tokens right
+to left. Neither stack ever sees the other's states, so ``forward_directions`` gives a forward state
+``h_fwd[:, t]`` that depends only on ``ids[:, :t+1]`` and a backward state ``h_bwd[:, t]`` that
+depends only on ``ids[:, t:len]``, which a bidirectional LM (``bilm``) needs. (One
+``nn.LSTM(bidirectional=True, num_layers>1)`` would not do: its layer 2 feeds both directions with
+the concatenation of layer 1's, so the forward direction would read the future.) ``forward_tokens``
+concatenates the two, ``dim`` wide like the embedding, which lets masked-LM heads tie to ``tok``.
+
+Unidirectional: one stack of ``dim`` units, left to right; the encoder is then causal and works
+with ``clm``. Rows are right-padded; padding never changes the real tokens' states.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..data import DataInfo
 from ..errors import ConfigError
@@ -17,12 +23,21 @@ from ..registry import register
 from .base import Encoder
 
 
+def reversal_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
+    """[B, T] gather index that reverses each row's first ``lengths[b]`` positions and keeps the rest
+    in place. It is its own inverse, so the same gather also flips the backward states back."""
+    t = torch.arange(T, device=lengths.device).expand(len(lengths), T)
+    L = lengths.unsqueeze(1)
+    return torch.where(t < L, L - 1 - t, t)
+
+
 @register("encoders", "lstm")
 class LSTMEncoder(Encoder):
     """Stacked LSTM over token embeddings; ``forward`` mean-pools the real tokens' states.
 
-    dim: embedding and state width. depth: LSTM layers. dropout: between layers and on embeddings.
-    bidirectional: ELMo-style forward + backward layers (``dim // 2`` units each); ``false`` is causal.
+    dim: embedding and state width. depth: LSTM layers per direction. dropout: between layers and
+    on embeddings. bidirectional: ELMo-style separate forward and backward stacks (``dim // 2``
+    units each, concatenated); ``false``: one causal stack of ``dim`` units.
     """
 
     def __init__(self, info: DataInfo, *, dim: int = 128, depth: int = 2, dropout: float = 0.1,
@@ -37,18 +52,39 @@ class LSTMEncoder(Encoder):
         self.tok = nn.Embedding(info.tokenizer.vocab_size, dim)
         nn.init.normal_(self.tok.weight, std=0.02)
         self.drop = nn.Dropout(dropout)
-        self.rnn = nn.LSTM(dim, dim // 2 if bidirectional else dim, num_layers=depth, batch_first=True,
-                           dropout=dropout if depth > 1 else 0.0, bidirectional=bidirectional)
-        self.ln = nn.LayerNorm(dim)
+        width = dim // 2 if bidirectional else dim
+        lstm = dict(num_layers=depth, batch_first=True, dropout=dropout if depth > 1 else 0.0)
+        self.fwd = nn.LSTM(dim, width, **lstm)
+        # one LayerNorm per direction: a LayerNorm over the concatenation would normalise each
+        # forward state with statistics of the backward one, i.e. of the future
+        self.ln_fwd = nn.LayerNorm(width)
+        self.bwd = nn.LSTM(dim, width, **lstm) if bidirectional else None
+        self.ln_bwd = nn.LayerNorm(width) if bidirectional else None
         self.out_dim = dim
 
-    def forward_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward_directions(self, ids: torch.Tensor) -> tuple:
+        """Forward and backward states ``(h_fwd, h_bwd)``, each [B, T, dim // 2] (bidirectional only)."""
+        if self.bwd is None:
+            raise RuntimeError("forward_directions needs a bidirectional lstm encoder")
         T = ids.shape[1]
-        lengths = (ids != self.pad_id).sum(1).clamp_min(1).cpu()
-        packed = pack_padded_sequence(self.drop(self.tok(ids)), lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
-        return self.ln(out)
+        # a row's length runs to its last real token, so the reversal below never moves padding
+        # into the real tokens even if a pad id occurs inside a row
+        pos = torch.arange(1, T + 1, device=ids.device)
+        lengths = ((ids != self.pad_id) * pos).amax(1)
+        x = self.drop(self.tok(ids))
+        # both stacks read their real tokens first and the padding after them, so padding (whose
+        # states nobody uses) cannot reach a real token's state: no packing needed
+        h_fwd, _ = self.fwd(x)
+        rev = reversal_index(lengths, T).unsqueeze(-1)
+        h_bwd, _ = self.bwd(x.gather(1, rev.expand_as(x)))
+        h_bwd = h_bwd.gather(1, rev.expand_as(h_bwd))
+        return self.ln_fwd(h_fwd), self.ln_bwd(h_bwd)
+
+    def forward_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.bwd is None:
+            h, _ = self.fwd(self.drop(self.tok(ids)))  # causal: right padding cannot reach real tokens
+            return self.ln_fwd(h)
+        return torch.cat(self.forward_directions(ids), dim=-1)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         h = self.forward_tokens(ids)

@@ -1,21 +1,36 @@
-"""Permuted language modelling, XLNet (Yang et al., 2019), with two-stream self-attention.
+"""Permuted language modelling with two-stream self-attention: XLNet (Yang et al., 2019) or, with
+``style: mpnet``, MPNet's masked and permuted pre-training (Song et al., 2020).
 
-Targets (as Hugging Face's ``DataCollatorForPermutationLanguageModeling``): walk each row in
+XLNet targets (as Hugging Face's ``DataCollatorForPermutationLanguageModeling``): walk each row in
 blocks of ``context = int(L / plm_probability)`` tokens, ``L ~ U{1..max_span_length}``, and mark
 a span of ``L`` tokens at a random offset inside each block, so about ``plm_probability`` (1/6) of
 the tokens are targets. Special tokens are never targets, and a row always keeps one visible token.
 
-Factorisation order: a random order ``z`` of the target tokens, all non-targets first. A token's
-content stream ``h`` attends to the non-targets and to targets not after it in ``z``; its query
-stream ``g`` (a learned vector + the position, never the token itself) attends to the content
+XLNet factorisation order: a random order ``z`` of the target tokens, all non-targets first. A
+token's content stream ``h`` attends to the non-targets and to targets not after it in ``z``; its
+query stream ``g`` (a learned vector + the position, never the token itself) attends to the content
 streams of the non-targets and of targets strictly before it. The loss is the cross-entropy of the
 tied head on the query streams of the targets:
     L = -(1/|M|) sum_{t in M} log p(x_{z_t} | x_{z_<t}).
-The two streams share every weight of the recipe's ``transformer`` encoder.
+
+MPNet (as microsoft/MPNet ``pretraining/fairseq/tasks/masked_permutation_lm.py`` and
+``models/masked_permutation_net.py``): ``z`` is a random permutation of a row's real (non-special)
+tokens and its last ``n = round(mpnet_pred_probability * n_real)`` entries are predicted. Position
+compensation: the input is extended by ``n`` [MASK] slots carrying the positions of the predicted
+tokens (80 % [MASK], 10 % a random token, 10 % the token itself while training; all [MASK] in
+``evaluate``), and the query stream of the k-th predicted token starts from its slot. Every row of
+both streams sees ``T`` positions, each once: the non-predicted tokens, the content of the predicted
+tokens before a horizon ``h`` and the [MASK] slots from ``h`` on, where ``h = k`` for the query of
+the k-th predicted token (``log p(x_{z_k} | x_{z<k}, M_{z>=k})``), ``h = k + 1`` for its content and
+``h = 0`` for the non-predicted tokens and the slots themselves. The loss is the tied head's
+cross-entropy on the query streams of the predicted tokens.
+
+Both styles share every weight of the recipe's ``transformer`` encoder between the two streams.
 """
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +41,7 @@ from ..encoders.transformer import Block
 from ..errors import ConfigError
 from ..registry import register
 from ..text.lm_head import TiedLMHead, token_accuracy, token_loss
-from ..text.masking import special_mask
+from ..text.masking import apply_replacement, special_mask
 from .base import ObjectiveContext, Objective, Output, batched
 
 EVAL_SEED = 9753
@@ -71,62 +86,130 @@ def two_stream_masks(targets: torch.Tensor, pad: torch.Tensor, generator=None) -
     return content.unsqueeze(1), query.unsqueeze(1)
 
 
+def mpnet_permutation(ids: torch.Tensor, tokenizer, pred_probability: float = 0.15, generator=None) -> tuple:
+    """MPNet's permutation of each row's real tokens, of which the last ``n_b`` are predicted.
+
+    Returns ``order`` ``[B, T]`` (the index of a predicted token among the predicted ones, negative for
+    every other token), ``pred_cols`` ``[B, P]`` (the columns of the predicted tokens in permutation
+    order, ``P = max_b n_b``) and ``slot_valid`` ``[B, P]`` (False for the slots past a row's ``n_b``).
+    """
+    B, T = ids.shape
+    special = special_mask(ids, tokenizer)  # pads included: specials stay non-predicted context
+    n_pred = (pred_probability * (~special).sum(1)).round().long()
+    key = torch.rand((B, T), device=ids.device, generator=generator).masked_fill(special, -1.0)
+    z = key.argsort(1)  # specials first, then a uniformly random order of the real tokens
+    order = z.argsort(1) - (T - n_pred).unsqueeze(1)  # rank in z, counted from the first predicted one
+    P = int(n_pred.max()) if B else 0
+    slot = torch.arange(P, device=ids.device).unsqueeze(0)
+    pred_cols = z.gather(1, (T - n_pred.unsqueeze(1) + slot).clamp_max(T - 1))
+    return order, pred_cols, slot < n_pred.unsqueeze(1)
+
+
+def mpnet_masks(order: torch.Tensor, slot_valid: torch.Tensor, pad: torch.Tensor) -> tuple:
+    """Boolean masks (True = may attend) over the keys ``[T tokens | P slots]``: the content stream's
+    ``[B, 1, T+P, T+P]`` and the query stream's ``[B, 1, P, T+P]``, as in the module docstring.
+
+    A row with horizon ``h`` sees the non-predicted tokens, the predicted tokens with ``order < h`` and
+    the valid slots ``>= h`` (MPNet's ``make_query_and_content_mask``), never a pad.
+    """
+    P = slot_valid.shape[1]
+    slot = torch.arange(P, device=order.device).expand_as(slot_valid)
+    content_h = torch.cat([(order + 1).clamp_min(0), torch.zeros_like(slot)], 1)  # non-predicted: order < 0
+
+    def visible(h):
+        tokens = (order.unsqueeze(1) < h.unsqueeze(2)) & ~pad.unsqueeze(1)
+        slots = (slot.unsqueeze(1) >= h.unsqueeze(2)) & slot_valid.unsqueeze(1)
+        v = torch.cat([tokens, slots], 2)
+        return (v | ~v.any(2, keepdim=True)).unsqueeze(1)  # an all-pad row attends everywhere, not to nothing
+
+    return visible(content_h), visible(slot)
+
+
 def _attend(attn, xq, xkv, mask):
-    """``SelfAttention`` weights with queries from ``xq`` and keys/values from ``xkv``."""
-    B, T, C = xq.shape
-    H = attn.heads
+    """``SelfAttention`` weights with queries from ``xq`` and keys/values from ``xkv`` (maybe longer)."""
+    (B, T, C), S, H = xq.shape, xkv.shape[1], attn.heads
     w_q = attn.qkv.weight.split([C, 2 * C])
     b_q, b_kv = attn.qkv.bias.split([C, 2 * C])
     q = F.linear(xq, w_q[0], b_q).view(B, T, H, C // H).transpose(1, 2)
-    k, v = F.linear(xkv, w_q[1], b_kv).view(B, T, 2, H, C // H).permute(2, 0, 3, 1, 4)
+    k, v = F.linear(xkv, w_q[1], b_kv).view(B, S, 2, H, C // H).permute(2, 0, 3, 1, 4)
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=attn.dropout if attn.training else 0.0)
     return attn.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
+def two_stream(encoder, h, q, content_mask, query_mask) -> torch.Tensor:
+    """Run the content stream ``h`` and the query stream ``q`` through the encoder's blocks (queries read
+    the content stream's keys and values); returns the final-normed query stream."""
+    for block in encoder.blocks:
+        hn = block.ln1(h)
+        q = q + _attend(block.attn, block.ln1(q), hn, query_mask)
+        q = q + block.mlp(block.ln2(q))
+        h = h + _attend(block.attn, hn, hn, content_mask)
+        h = h + block.mlp(block.ln2(h))
+    return encoder.ln(q)
+
+
 @register("objectives", "plm")
 class PermutedLM(Objective):
-    """XLNet permuted-LM loss with two-stream attention over the ``transformer`` encoder's weights.
-    Reports ``test_plm_accuracy`` and ``test_plm_perplexity`` on the target tokens of the test split.
+    """Permuted-LM loss with two-stream attention over the ``transformer`` encoder's weights.
+    Reports ``test_plm_accuracy`` and ``test_plm_perplexity`` on the predicted tokens of the test split.
 
-    plm_probability: share of tokens that are targets (1/6). max_span_length: longest target span (5).
+    style: ``xlnet`` (span targets in a random factorisation order, a learned query vector) or ``mpnet``
+    (a random permutation of the real tokens, [MASK] slots carrying the predicted positions).
+    plm_probability: XLNet's share of tokens that are targets (1/6). max_span_length: XLNet's longest
+    target span (5). mpnet_pred_probability: MPNet's share of each row's real tokens predicted (0.15).
     """
 
-    def __init__(self, ctx: ObjectiveContext, *, plm_probability: float = 1 / 6, max_span_length: int = 5):
+    def __init__(self, ctx: ObjectiveContext, *, style: Literal["xlnet", "mpnet"] = "xlnet",
+                 plm_probability: float = 1 / 6, max_span_length: int = 5, mpnet_pred_probability: float = 0.15):
         super().__init__()
         enc = ctx.encoder
         if not all(hasattr(enc, k) for k in ("blocks", "tok", "pos", "ln")) or getattr(enc, "causal", False) \
                 or not all(isinstance(b, Block) for b in enc.blocks):
             raise ConfigError(f"{ctx.path}.name", f"'plm' runs two attention streams through the blocks of the "
                                                   f"'transformer' encoder, not {type(enc).__name__}")
-        if not 0 < plm_probability < 1:
-            raise ConfigError(f"{ctx.path}.plm_probability", f"must be in (0, 1), got {plm_probability}")
+        for key, p in (("plm_probability", plm_probability), ("mpnet_pred_probability", mpnet_pred_probability)):
+            if not 0 < p < 1:
+                raise ConfigError(f"{ctx.path}.{key}", f"must be in (0, 1), got {p}")
         if max_span_length < 1:
             raise ConfigError(f"{ctx.path}.max_span_length", f"must be at least 1, got {max_span_length}")
         self.tokenizer = ctx.info.tokenizer
+        self.style, self.mpnet_p = style, mpnet_pred_probability
         self.p, self.max_span = plm_probability, max_span_length
-        self.query = nn.Parameter(torch.randn(enc.out_dim) * 0.02)  # XLNet's trainable query vector w
+        if style == "xlnet":
+            self.query = nn.Parameter(torch.randn(enc.out_dim) * 0.02)  # XLNet's trainable query vector w
         self.head = TiedLMHead(enc.out_dim, self.tokenizer.vocab_size)
 
     def streams(self):
         return {"all": StreamSpec("all")}
 
-    def _logits(self, x, encoder, g=None):
+    def _logits(self, x, encoder, g=None, noise=False):
+        """Logits and ids of the predicted tokens; ``noise`` turns on MPNet's 80/10/10 slot inputs."""
+        if self.style == "mpnet":
+            return self._mpnet_logits(x, encoder, g, noise)
         targets = plm_targets(x, self.tokenizer, self.p, self.max_span, g)
         content_mask, query_mask = two_stream_masks(targets, x == self.tokenizer.pad_id, g)
         pos = encoder.pos(torch.arange(x.shape[1], device=x.device))
         h = encoder.drop(encoder.tok(x) + pos)
         q = encoder.drop(self.query + pos).expand_as(h)
-        for block in encoder.blocks:
-            hn = block.ln1(h)
-            q = q + _attend(block.attn, block.ln1(q), hn, query_mask)
-            q = q + block.mlp(block.ln2(q))
-            h = h + _attend(block.attn, hn, hn, content_mask)
-            h = h + block.mlp(block.ln2(h))
-        out = encoder.ln(q)[targets]
+        out = two_stream(encoder, h, q, content_mask, query_mask)[targets]
         return self.head(out, encoder.tok.weight), x[targets]
 
+    def _mpnet_logits(self, x, encoder, g, noise):
+        B, T = x.shape
+        order, pred_cols, slot_valid = mpnet_permutation(x, self.tokenizer, self.mpnet_p, g)
+        target = x.gather(1, pred_cols)
+        # MPNet's mask_perm: 80/10/10 while training; at test time only [MASK], so no slot shows its own token
+        mask_ratio, random_ratio = (0.8, 0.1) if noise else (1.0, 0.0)
+        slots, _, _ = apply_replacement(target, slot_valid, self.tokenizer, mask_ratio, random_ratio, g)
+        content_mask, query_mask = mpnet_masks(order, slot_valid, x == self.tokenizer.pad_id)
+        # the slots take the positions of the predicted tokens, so every position stays < T
+        positions = torch.cat([torch.arange(T, device=x.device).expand(B, T), pred_cols], 1)
+        h = encoder.drop(encoder.tok(torch.cat([x, slots], 1)) + encoder.pos(positions))
+        out = two_stream(encoder, h, h[:, T:], content_mask, query_mask)[slot_valid]
+        return self.head(out, encoder.tok.weight), target[slot_valid]
+
     def forward(self, batch, encoder, player="model"):
-        logits, target = self._logits(batch["all"]["x"], encoder)
+        logits, target = self._logits(batch["all"]["x"], encoder, noise=True)
         loss, _ = token_loss(logits, target)
         return Output(loss, {"plm_accuracy": token_accuracy(logits, target)})
 
