@@ -145,3 +145,27 @@ def test_text_views_never_mask_specials():
     assert (masked[special] == ids[special]).all()
     rate = (masked != ids)[~special].float().mean().item()
     assert 0.25 < rate < 0.35  # strong text view masks 30 %
+
+
+def test_unlabeled_rows_only_train():
+    """Rows without a label (-1) cannot be scored: all of them go to the training split, and the labeled
+    rows are split stratified exactly as they would be without the unlabeled ones."""
+    from sslkit.data.base import stratified_split
+
+    y = np.array([0] * 20 + [1] * 20)
+    tr0, te0 = stratified_split(y, 0.25, seed=3)
+    mixed = np.concatenate([y, -np.ones(15, dtype=int)])
+    tr, te = stratified_split(mixed, 0.25, seed=3)
+    assert sorted(te) == sorted(te0) and set(range(40, 55)) <= set(tr)
+    assert len(set(tr) | set(te)) == 55 and not set(tr) & set(te)
+
+
+def test_docstrings_with_unlabeled_stdlib_text():
+    cfg = config.resolve({"data": {"name": "docstrings", "unlabeled": "stdlib", "max_length": 16},
+                          "encoder": {"name": "transformer", "dim": 16, "depth": 1, "heads": 2},
+                          "objectives": [{"name": "supervised"}]})
+    data = build_data(cfg)
+    plain = build_data(config.resolve({**cfg, "data": {"name": "docstrings", "max_length": 16}}))
+    y = data.train.columns["y"]
+    assert (y == -1).sum() > 1000 and (data.test.columns["y"] >= 0).all()
+    assert len(data.test) == len(plain.test) and int((y >= 0).sum()) == len(plain.train)

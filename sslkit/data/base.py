@@ -110,11 +110,18 @@ class DataBundle:
 
 
 def stratified_split(y: np.ndarray, test_size: float, seed: int):
-    """Indices (train, test) of a stratified split, as scikit-learn's ``train_test_split`` makes it."""
+    """Indices (train, test) of a stratified split, as scikit-learn's ``train_test_split`` makes it.
+    When some rows are labeled and some not (label -1), only the labeled rows are split: a row without
+    a label cannot be scored, so every unlabeled row trains."""
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
     labeled = y >= 0
+    if labeled.any() and not labeled.all():
+        rows = idx[labeled]
+        strat = y[labeled] if len(np.unique(y[labeled])) > 1 else None
+        tr, te = train_test_split(rows, test_size=test_size, stratify=strat, random_state=seed)
+        return np.concatenate([tr, idx[~labeled]]), te
     if labeled.all() and len(np.unique(y)) > 1:
         return train_test_split(idx, test_size=test_size, stratify=y, random_state=seed)
     return train_test_split(idx, test_size=test_size, random_state=seed)
