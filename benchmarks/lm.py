@@ -8,8 +8,12 @@
 3. The held-out metric of every objective after the same budget (``docs/tutorials/compare_lm.py``)
    and the docstring fine-tune from the mlm encoder against training from scratch.
 4. Wall time of the default ``recipes/lm_clm.yaml``.
+5. ``--finetune-seeds S...``: ``recipes/finetune_docstrings.yaml`` (mlm on the unlabeled docstrings ->
+   classifier on 20 labels per class) against its finetune stage alone from scratch, per seed
+   (each seed is another train/test split), optionally at several ``--labels-per-class``.
 
     python benchmarks/lm.py [--steps 40] [--repeats 3] [--budget 150] [--skip-throughput] [--skip-recipe] [--skip-compare]
+    python benchmarks/lm.py --finetune-seeds 0 1 2 --labels-per-class 10 20 40
 """
 from __future__ import annotations
 
@@ -124,6 +128,35 @@ def compare(budget: int) -> None:
     compare_lm.main()
 
 
+def finetune(seeds: list, labels_per_class: list, threads=None) -> None:
+    """Pretrained (the recipe's two stages) vs scratch (its finetune stage alone), per seed; the pretrain
+    stage uses every training docstring and no label, so one pretraining serves every labels_per_class."""
+    recipe = ROOT / "recipes" / "finetune_docstrings.yaml"
+    print("| seed | labels per class | from scratch | mlm-pretrained | difference | pretrain masked acc. |")
+    print("|---|---|---|---|---|---|")
+    diffs = {n: [] for n in labels_per_class}
+    with tempfile.TemporaryDirectory() as d:
+        for seed in seeds:
+            base = {"seed": seed, "trainer.progress": False, **({"trainer.threads": threads} if threads else {}),
+                    **({"trainer.max_steps": 3} if os.environ.get("SSLKIT_SMOKE") == "1" else {})}
+            pre = sslkit.run(recipe, overrides=base, out=Path(d) / f"s{seed}", stage="pretrain")
+            pre_dir = pre.run_dir / "pretrain"
+            for n in labels_per_class:
+                over = {**base, "data.labels_per_class": n, "stages.finetune.from": None}
+                scratch = sslkit.run(recipe, overrides=over, out=Path(d) / f"s{seed}_{n}_scratch", stage="finetune")
+                warm = sslkit.run(recipe, overrides={**over, "stages.finetune.encoder.init_from": str(pre_dir)},
+                                  out=Path(d) / f"s{seed}_{n}_pre", stage="finetune")
+                a, b = scratch.metrics["finetune/test_accuracy"], warm.metrics["finetune/test_accuracy"]
+                diffs[n].append(b - a)
+                print(f"| {seed} | {n} | {a:.3f} | {b:.3f} | {b - a:+.3f} | "
+                      f"{pre.metrics['pretrain/test_masked_accuracy']:.3f} |")
+                sys.stdout.flush()
+    for n, ds in diffs.items():
+        print(f"\nlabels per class {n}: mean difference {sum(ds) / len(ds):+.3f} over {len(ds)} seeds "
+              f"(pretrained better in {sum(x > 0 for x in ds)} of {len(ds)})", end="")
+    print()
+
+
 def default_recipe() -> None:
     with tempfile.TemporaryDirectory() as d:
         start = time.perf_counter()
@@ -142,7 +175,14 @@ def main():
     ap.add_argument("--skip-compare", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-recipe", action="store_true")
+    ap.add_argument("--finetune-seeds", type=int, nargs="*", default=None,
+                    help="run only the pretrain -> finetune comparison, for these seeds")
+    ap.add_argument("--labels-per-class", type=int, nargs="*", default=[20])
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per run (finetune comparison)")
     args = ap.parse_args()
+    if args.finetune_seeds:
+        finetune(args.finetune_seeds, args.labels_per_class, args.threads)
+        return
     torch.manual_seed(0)
     random.seed(0)
     if not args.skip_throughput:
