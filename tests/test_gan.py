@@ -170,3 +170,15 @@ def test_bad_settings_name_their_recipe_key():
         GAN(ctx, generator="deconv")  # tabular rows are not images
     with pytest.raises(ConfigError, match=r"objectives\[1\]\.name.*text"):
         GAN(ObjectiveContext(DataInfo("text", (16,), 2), enc, path="objectives[1]"))
+
+
+def test_sample_temperature_scales_the_latent_noise():
+    """Samples at temperature t are G(t z) for the same z ~ N(0, I); t must be positive."""
+    from sslkit.errors import ConfigError
+
+    gan, _ = tiny_gan(sample_temperature=0.5)
+    gan.eval()
+    z = torch.randn(6, 2, generator=torch.Generator().manual_seed(7))
+    assert torch.allclose(gan.sample(6, "cpu", seed=7), gan.generate(0.5 * z, averaged=True))
+    with pytest.raises(ConfigError, match="sample_temperature"):
+        tiny_gan(sample_temperature=0.0)

@@ -227,3 +227,23 @@ def test_vamp_prior_of_one_standard_component_gives_the_standard_bounds():
 def test_vamp_prior_needs_enough_rows():
     with pytest.raises(ConfigError, match="prior_components"):
         vamp_vae(2, 1, K=10, rows=5, likelihood="gaussian")
+
+
+@pytest.mark.parametrize("prior", ["standard", "vamp"])
+def test_sample_temperature_scales_the_prior_noise(prior):
+    """z = t eps under N(0, I); under the VampPrior z = mu_k + t sigma_k eps (each component tempered,
+    the component choice unchanged), so t -> 0 samples decode the components' means."""
+    vae = tiny_vae(2, 1, likelihood="gaussian", gaussian_std=0.5) if prior == "standard" else \
+        vamp_vae(2, 1, K=3, likelihood="gaussian", gaussian_std=0.5)
+    post = lambda u: vae.posterior(u, Identity(2))  # noqa: E731
+    with torch.no_grad():
+        z1 = vae.prior.sample(500, post, "cpu", torch.Generator().manual_seed(0))
+        zt = vae.prior.sample(500, post, "cpu", torch.Generator().manual_seed(0), 0.25)
+        if prior == "standard":
+            assert torch.allclose(zt, 0.25 * z1)
+        else:
+            mu, _ = post(vae.prior.u)
+            centre = mu[torch.randint(0, 3, (500,), generator=torch.Generator().manual_seed(0))]
+            assert torch.allclose(zt - centre, 0.25 * (z1 - centre), atol=1e-6)
+    with pytest.raises(ConfigError, match="sample_temperature"):
+        tiny_vae(2, 1, sample_temperature=-1.0)

@@ -29,7 +29,7 @@ from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
 from .base import Objective, ObjectiveContext, Output, batched
-from .vae import data_range, eval_mode, make_decoder, save_samples
+from .vae import check_sampling, data_range, eval_mode, make_decoder, save_samples
 
 
 def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str) -> torch.Tensor:
@@ -69,6 +69,8 @@ class GAN(Objective):
     ema: decay of an exponential moving average of the generator's weights used for evaluation and samples
         (0: sample from the trained generator itself).
     num_samples: generated samples scored for sample quality (null: as many as the test split has rows).
+    sample_temperature: samples are ``G(t z)``, ``z ~ N(0, I)``: below 1 trades diversity for fidelity (the
+        truncation trick in its simplest, rescaling form). Training is unaffected.
     collapse_share: the samples count as mode-collapsed when one predicted class holds more than this share.
     probe: fit the frozen-feature linear probe / k-NN on the discriminator's features (the encoder) at the end.
     """
@@ -80,8 +82,8 @@ class GAN(Objective):
                  penalty: Literal["none", "r1", "gp"] = "none", penalty_weight: float = 1.0,
                  generator: Literal["mlp", "deconv"] = "mlp", generator_hidden: list[int] = (256, 256),
                  batch_norm: bool = True, output: Literal["auto", "sigmoid", "none"] = "auto",
-                 ema: float = 0.0, num_samples: Optional[int] = None, collapse_share: float = 0.5,
-                 probe: bool = True):
+                 ema: float = 0.0, num_samples: Optional[int] = None, sample_temperature: float = 1.0,
+                 collapse_share: float = 0.5, probe: bool = True):
         super().__init__()
         p = ctx.path
         if not 0 <= ema < 1:
@@ -90,14 +92,13 @@ class GAN(Objective):
             raise ConfigError(f"{p}.latent_dim", f"must be at least 1, got {latent_dim}")
         if penalty_weight < 0:
             raise ConfigError(f"{p}.penalty_weight", f"must be >= 0, got {penalty_weight}")
-        if not 0 < collapse_share <= 1:
-            raise ConfigError(f"{p}.collapse_share", f"must be in (0, 1], got {collapse_share}")
+        check_sampling(p, sample_temperature, collapse_share)
         self.range = data_range(ctx.data)
         if output == "auto":
             output = "sigmoid" if self.range and self.range[0] >= 0 and self.range[1] <= 1 else "none"
         self.latent_dim, self.loss_kind, self.penalty, self.penalty_weight = latent_dim, loss, penalty, penalty_weight
         self.output, self.num_samples, self.collapse_share = output, num_samples, collapse_share
-        self.probe, self.seed = probe, ctx.seed
+        self.probe, self.seed, self.sample_temperature = probe, ctx.seed, sample_temperature
         self.__dict__["_bundle"] = ctx.data  # a plain attribute: data is not part of the checkpoint
         self.generator = make_decoder(generator, latent_dim, ctx.info, generator_hidden, batch_norm, p,
                                       key="generator_hidden")
@@ -162,9 +163,10 @@ class GAN(Objective):
 
     # -- evaluation
     def sample(self, n: int, device, seed: int) -> torch.Tensor:
-        """``n`` samples G(z), ``z ~ N(0, I)``, drawn with their own generator (generator in eval mode)."""
+        """``n`` samples G(t z), ``z ~ N(0, I)``, ``t`` the ``sample_temperature``, drawn with their own
+        generator (generator in eval mode)."""
         gen = torch.Generator(device=device).manual_seed(seed)
-        z = torch.randn(n, self.latent_dim, device=device, generator=gen)
+        z = self.sample_temperature * torch.randn(n, self.latent_dim, device=device, generator=gen)
         return torch.cat([self.generate(z[i:i + 512], averaged=True) for i in range(0, n, 512)])
 
     @torch.no_grad()
@@ -215,7 +217,9 @@ class GAN(Objective):
                 metrics.update(probe_metrics(train_f, train_y, test_f, data.test.columns["y"], seed=self.seed))
         if run_dir is not None:
             run_dir = Path(run_dir)
-            save_samples(samples, data, run_dir / "samples.png", "GAN samples: G(z), z ~ N(0, I)")
+            title = ("GAN samples: G(z), z ~ N(0, I)" if self.sample_temperature == 1
+                     else f"GAN samples: G(t z), z ~ N(0, I), t = {self.sample_temperature:g}")
+            save_samples(samples, data, run_dir / "samples.png", title)
             if test_f is not None and len(test_f) >= 5:
                 embedding_figure(test_f, data.test.columns["y"], run_dir / "embedding.png", seed=self.seed,
                                  class_names=data.info.class_names or None,

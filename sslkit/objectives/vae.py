@@ -107,6 +107,14 @@ def make_decoder(kind: str, latent_dim: int, info, hidden, batch_norm: bool, pat
     return MLPDecoder(latent_dim, tuple(info.input_shape), tuple(hidden), batch_norm)
 
 
+def check_sampling(path: str, sample_temperature: float, collapse_share: float) -> None:
+    """Validate the sampling options shared by the generative objectives."""
+    if sample_temperature <= 0:
+        raise ConfigError(f"{path}.sample_temperature", f"must be > 0, got {sample_temperature}")
+    if not 0 < collapse_share <= 1:
+        raise ConfigError(f"{path}.collapse_share", f"must be in (0, 1], got {collapse_share}")
+
+
 def data_range(data) -> tuple:
     """(min, max) of the training inputs ``x`` (floats), or ``None`` when there is no data."""
     if data is None or len(data.train) == 0:
@@ -214,8 +222,8 @@ class StandardPrior(nn.Module):
     def kl(self, z, mu, logvar, posterior) -> torch.Tensor:
         return gaussian_kl(mu, logvar)  # closed form
 
-    def sample(self, n: int, posterior, device, generator) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, device=device, generator=generator)
+    def sample(self, n: int, posterior, device, generator, temperature: float = 1.0) -> torch.Tensor:
+        return temperature * torch.randn(n, self.latent_dim, device=device, generator=generator)
 
 
 class VampPrior(nn.Module):
@@ -239,11 +247,11 @@ class VampPrior(nn.Module):
     def kl(self, z, mu, logvar, posterior) -> torch.Tensor:
         return log_normal(z, mu, logvar) - self.log_prob(z, posterior)  # one-sample estimate
 
-    def sample(self, n: int, posterior, device, generator) -> torch.Tensor:
+    def sample(self, n: int, posterior, device, generator, temperature: float = 1.0) -> torch.Tensor:
         mu, logvar = posterior(self.u)
         k = torch.randint(0, mu.shape[0], (n,), device=device, generator=generator)
         eps = torch.randn(n, mu.shape[1], device=device, generator=generator)
-        return mu[k] + torch.exp(0.5 * logvar[k]) * eps
+        return mu[k] + temperature * torch.exp(0.5 * logvar[k]) * eps  # tempers each component, not the mixture
 
 
 @register("objectives", "vae")
@@ -267,6 +275,9 @@ class VAE(Objective):
     prior_components: K, the pseudo-inputs of the VampPrior.
     nll_samples: k, the importance samples of ``test_nll``.
     num_samples: generated samples scored for sample quality (null: as many as the test split has rows).
+    sample_temperature: multiplies the standard deviation of the prior noise when sampling (Glow's and
+        NVAE's temperature; for the VampPrior, of each component): below 1 trades diversity for fidelity.
+        Training and the likelihoods are unaffected.
     collapse_share: the samples count as mode-collapsed when one predicted class holds more than this share.
     probe: fit the frozen-feature linear probe / k-NN on the posterior means at the end.
     """
@@ -275,8 +286,8 @@ class VAE(Objective):
                  likelihood: Literal["bernoulli", "gaussian"] = "bernoulli", gaussian_std: Optional[float] = None,
                  decoder: Literal["mlp", "deconv"] = "mlp", decoder_hidden: list[int] = (256, 256),
                  prior: Literal["standard", "vamp"] = "standard", prior_components: int = 50,
-                 nll_samples: int = 100, num_samples: Optional[int] = None, collapse_share: float = 0.5,
-                 probe: bool = True):
+                 nll_samples: int = 100, num_samples: Optional[int] = None, sample_temperature: float = 1.0,
+                 collapse_share: float = 0.5, probe: bool = True):
         super().__init__()
         p = ctx.path
         if latent_dim < 1:
@@ -287,15 +298,14 @@ class VAE(Objective):
             raise ConfigError(f"{p}.nll_samples", f"must be at least 1, got {nll_samples}")
         if gaussian_std is not None and gaussian_std <= 0:
             raise ConfigError(f"{p}.gaussian_std", f"must be > 0, got {gaussian_std}")
-        if not 0 < collapse_share <= 1:
-            raise ConfigError(f"{p}.collapse_share", f"must be in (0, 1], got {collapse_share}")
+        check_sampling(p, sample_temperature, collapse_share)
         rng = data_range(ctx.data)
         if likelihood == "bernoulli" and rng is not None and (rng[0] < 0 or rng[1] > 1):
             raise ConfigError(f"{p}.likelihood", f"'bernoulli' needs inputs in [0, 1], but x spans "
                                                  f"[{rng[0]:.3g}, {rng[1]:.3g}]; use likelihood: gaussian")
         self.latent_dim, self.beta, self.likelihood = latent_dim, beta, likelihood
         self.nll_samples, self.num_samples, self.collapse_share = nll_samples, num_samples, collapse_share
-        self.probe, self.seed, self.range = probe, ctx.seed, rng
+        self.probe, self.seed, self.range, self.sample_temperature = probe, ctx.seed, rng, sample_temperature
         self.mu = nn.Linear(ctx.encoder.out_dim, latent_dim)
         self.logvar = nn.Linear(ctx.encoder.out_dim, latent_dim)
         self.decoder = make_decoder(decoder, latent_dim, ctx.info, decoder_hidden, False, p)
@@ -383,10 +393,10 @@ class VAE(Objective):
         return {f"test_{k}": v / n for k, v in sums.items()} if n else {}
 
     def sample(self, n: int, device, seed: int, encoder=None) -> torch.Tensor:
-        """``n`` samples ``E[x|z]``, ``z ~ p(z)``, drawn with their own generator (the VampPrior needs the
-        ``encoder``)."""
+        """``n`` samples ``E[x|z]``, ``z ~ p(z)`` at ``sample_temperature``, drawn with their own generator (the
+        VampPrior needs the ``encoder``)."""
         gen = torch.Generator(device=device).manual_seed(seed)
-        z = self.prior.sample(n, lambda u: self.posterior(u, encoder), device, gen)
+        z = self.prior.sample(n, lambda u: self.posterior(u, encoder), device, gen, self.sample_temperature)
         return torch.cat([self.decode_mean(z[i:i + 512]) for i in range(0, n, 512)])
 
     def finalize(self, run_dir, data, encoder, device) -> dict:
@@ -415,7 +425,8 @@ class VAE(Objective):
         if run_dir is not None:
             run_dir = Path(run_dir)
             prior_name = "N(0, I)" if isinstance(self.prior, StandardPrior) else "VampPrior"
-            save_samples(samples, data, run_dir / "samples.png", f"VAE samples: E[x|z], z ~ {prior_name}")
+            temp = "" if self.sample_temperature == 1 else f", temperature {self.sample_temperature:g}"
+            save_samples(samples, data, run_dir / "samples.png", f"VAE samples: E[x|z], z ~ {prior_name}{temp}")
             if recon is not None and data.info.modality == "image" and len(recon) >= 50:
                 x = data.test.columns["x"][:50].float()
                 pairs = torch.stack([x.reshape(5, 10, *x.shape[1:]), recon[:50].reshape(5, 10, *x.shape[1:])], 1)
