@@ -31,7 +31,8 @@ METRIC = {"clm": "test_perplexity", "bilm": "test_perplexity", "mlm": "test_mask
 
 
 def budget(extra=None) -> dict:
-    over = {"trainer.max_steps": STEPS, "trainer.eval_every": EVAL, "trainer.progress": False,
+    # epochs far beyond the budget, so that max_steps (not each recipe's own epochs) ends every run
+    over = {"trainer.max_steps": STEPS, "trainer.epochs": 10_000, "trainer.eval_every": EVAL, "trainer.progress": False,
             "trainer.batch_size": BATCH, "trainer.log_every": EVAL}
     if SMOKE:  # tiny rows keep the smoke run fast
         over.update({"data.max_length": 32, "data.max_documents": 16})

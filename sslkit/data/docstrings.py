@@ -85,7 +85,7 @@ def docstrings(seed: int, *, tokenizer: TokenizerSpec = "byte", max_length: int 
 
     tokenizer: a registered tokenizer. max_length: ids per document (longer ones are truncated).
     min_chars: skip docstrings shorter than this.
-    unlabeled: ``stdlib`` adds the docstrings of the other top-level stdlib modules (about 2,200 on
+    unlabeled: ``stdlib`` adds the docstrings of the other top-level stdlib modules (about 2,000 on
         CPython 3.11) as unlabeled training rows; the test split holds labeled rows only.
     """
     texts, labels, seen = [], [], set()
