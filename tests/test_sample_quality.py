@@ -101,3 +101,21 @@ def test_scorer_ranks_real_digits_above_noise_and_flags_collapse(digits):
     # the real test split is not flagged
     real = sample_quality_metrics(x, digits)
     assert real["mode_collapse"] == 0.0 and real["sample_classes_covered"] == 10
+
+
+def test_score_splits_averages_disjoint_sets(digits):
+    """score_splits scores consecutive sets of num_samples rows and reports their mean and standard deviation;
+    reference() draws the Gaussian baselines as that many sets."""
+    scorer = SampleScorer(digits, num_samples=150, splits=3)
+    x = digits.test.columns["x"][:450].float()
+    sets = [scorer.score(x[i:i + 150]) for i in (0, 150, 300)]
+    out = scorer.score_splits(x)
+    for key in ("classifier_score", "frechet_distance"):
+        values = torch.tensor([s[key] for s in sets], dtype=torch.float64)
+        assert out[key] == pytest.approx(float(values.mean()), rel=1e-9)
+        assert out[f"{key}_std"] == pytest.approx(float(values.std()), rel=1e-9) and out[f"{key}_std"] > 0
+    assert out["classes_covered"] == 10
+    ref = scorer.reference()
+    assert ref["gaussian_classifier_score_std"] > 0 and "gaussian_frechet_distance_std" in ref
+    m = sample_quality_metrics(x, digits, scorer=scorer)
+    assert m["classifier_score"] == pytest.approx(out["classifier_score"]) and "frechet_distance_std" in m

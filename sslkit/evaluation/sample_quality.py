@@ -14,6 +14,9 @@ accuracy):
 Every scored set (generated samples, the real test split, the per-class Gaussian baseline) has the same
 size (the test split's, by default), because the Fréchet distance of a finite set is biased upwards by an
 amount that depends on its size; the real test images give the floor a perfect generator would reach.
+Generated samples and the baselines are drawn as several such sets (``score_splits`` of the objectives,
+10 by default, the Inception Score's convention) and the scores are their means: one set of 450 draws
+varies too much from draw to draw to rank models whose scores lie within a few tenths.
 
 The *per-class Gaussian baseline* fits one full-covariance Gaussian (mean and covariance of the flattened
 inputs, plus a small ridge) per class to the training split, draws samples in the class proportions of the
@@ -181,10 +184,15 @@ class SampleScorer:
 
     ``score(x)`` -> classifier_score, frechet_distance (against the training split's features) and the
     class-balance numbers; ``reference()`` scores the real test split and the per-class Gaussian baseline.
-    num_samples: size of each scored set (default: the size of the test split). seed: classifier and baseline seed.
+    ``score_splits(x)`` scores ``x`` in disjoint sets of ``num_samples`` rows and reports the mean and the
+    standard deviation over the sets (the Inception Score's "splits" convention): one set of a few hundred
+    images moves the scores by about 0.1-0.2 (score) and 0.3-0.5 (distance) from one draw to the next.
+    num_samples: size of each scored set (default: the size of the test split).
+    splits: how many sets of the per-class Gaussian baselines ``reference()`` scores.
+    seed: classifier and baseline seed.
     """
 
-    def __init__(self, data: DataBundle, *, num_samples: Optional[int] = None, seed: int = 0):
+    def __init__(self, data: DataBundle, *, num_samples: Optional[int] = None, splits: int = 1, seed: int = 0):
         if not data.info.num_classes:
             raise ValueError("sample quality needs class labels to train its classifier")
         train = data.train.columns
@@ -192,6 +200,7 @@ class SampleScorer:
         self.data, self.seed = data, seed
         self.x_train, self.y_train = train["x"].float(), y
         self.num_samples = num_samples or len(data.test)
+        self.splits = splits
         self.classifier = train_classifier(self.x_train, y, data.info.num_classes, seed=seed)
         self.real_stats = gaussian_stats(self._features(self.x_train))
         test = data.test.columns
@@ -217,19 +226,35 @@ class SampleScorer:
         fd = frechet_distance_gaussians(*gaussian_stats(self._features(x)), *self.real_stats)
         return {"classifier_score": classifier_score(probs), "frechet_distance": fd, **class_balance(probs)}
 
+    def score_splits(self, x: torch.Tensor) -> dict:
+        """:meth:`score` of ``x`` in consecutive sets of ``num_samples`` rows (a shorter tail is dropped
+        unless it is the only set): the means of ``classifier_score`` and ``frechet_distance``, their
+        standard deviations over the sets (``*_std``, 0 for one set) and the class balance of all rows."""
+        n = min(self.num_samples, len(x))
+        sets = [self.score(x[i:i + n]) for i in range(0, len(x) - n + 1, n)]
+        out = {}
+        for key in ("classifier_score", "frechet_distance"):
+            values = torch.tensor([s[key] for s in sets], dtype=torch.float64)
+            out[key] = float(values.mean())
+            out[f"{key}_std"] = float(values.std()) if len(values) > 1 else 0.0
+        return {**out, **class_balance(self.probs(x[:len(sets) * n]))}
+
     def reference(self) -> dict:
-        """Scores of the real test split (``real_*``; repeated to ``num_samples`` rows if smaller), of the
-        per-class full-covariance Gaussian baseline (``gaussian_*``) and of its independent-pixel variant
-        (``gaussian_diagonal_*``: per-class means and variances only, a weaker reference)."""
+        """Scores of the real test split (``real_*``; repeated to ``num_samples`` rows if smaller; one set), of
+        the per-class full-covariance Gaussian baseline (``gaussian_*``) and of its independent-pixel variant
+        (``gaussian_diagonal_*``: per-class means and variances only, a weaker reference), each baseline
+        drawn and scored as ``splits`` sets (means, and ``*_std`` when there are several)."""
         x_test = self.data.test.columns["x"].float()
         idx = torch.arange(self.num_samples) % len(x_test)
         real = self.score(x_test[idx])
         out = {f"real_{k}": real[k] for k in ("classifier_score", "frechet_distance")}
         for name, diagonal in (("gaussian", False), ("gaussian_diagonal", True)):
-            base = class_gaussian_samples(self.x_train, self.y_train, self.num_samples, seed=self.seed,
+            base = class_gaussian_samples(self.x_train, self.y_train, self.num_samples * self.splits, seed=self.seed,
                                           diagonal=diagonal)
-            scores = self.score(base)
-            out.update({f"{name}_{k}": scores[k] for k in ("classifier_score", "frechet_distance")})
+            scores = self.score_splits(base)
+            keys = ("classifier_score", "frechet_distance") + (
+                ("classifier_score_std", "frechet_distance_std") if self.splits > 1 else ())
+            out.update({f"{name}_{k}": scores[k] for k in keys})
         out["quality_classifier_test_accuracy"] = self.classifier_test_accuracy
         return out
 
@@ -243,15 +268,30 @@ def collapse_report(balance: dict, num_classes: int, max_share: float) -> dict:
             "sample_classes_covered": balance["classes_covered"], "mode_collapse": float(collapsed)}
 
 
+def code_class_agreement(codes: torch.Tensor, classes: torch.Tensor, num_codes: int, num_classes: int) -> float:
+    """How well unsupervised latent codes name classes: the share of samples whose (predicted) class is the
+    one matched to their code by the best one-to-one matching of codes to classes (Hungarian algorithm on
+    the code x class counts, as in clustering accuracy). 1 when each code yields one class of its own."""
+    from scipy.optimize import linear_sum_assignment
+
+    counts = torch.zeros(num_codes, num_classes, dtype=torch.long)
+    counts.index_put_((codes.long(), classes.long()), torch.ones(len(codes), dtype=torch.long), accumulate=True)
+    rows, cols = linear_sum_assignment(counts.numpy(), maximize=True)
+    return float(counts[rows, cols].sum()) / max(len(codes), 1)
+
+
 def sample_quality_metrics(samples: torch.Tensor, data: DataBundle, *, seed: int = 0,
                            collapse_share: float = 0.5, scorer: Optional["SampleScorer"] = None) -> dict:
-    """Everything a generative run reports about its samples: ``classifier_score``, ``frechet_distance``,
-    the collapse report, and the reference scores of real test images and of the per-class Gaussian
-    baseline (see :class:`SampleScorer`). ``samples`` should have the scorer's ``num_samples`` rows; pass
-    ``scorer`` to reuse a trained one for further sets."""
+    """Everything a generative run reports about its samples: ``classifier_score``, ``frechet_distance``
+    (means over the scorer's sets, with ``*_std`` when there are several), the collapse report, and the
+    reference scores of real test images and of the per-class Gaussian baseline (see :class:`SampleScorer`).
+    ``samples`` should have ``num_samples * splits`` rows of the scorer; without ``scorer`` the samples are
+    scored as one set."""
     scorer = scorer or SampleScorer(data, num_samples=len(samples), seed=seed)
-    s = scorer.score(samples)
+    s = scorer.score_splits(samples)
     out = {"classifier_score": s["classifier_score"], "frechet_distance": s["frechet_distance"]}
+    if scorer.splits > 1:
+        out.update(classifier_score_std=s["classifier_score_std"], frechet_distance_std=s["frechet_distance_std"])
     out.update(collapse_report(s, data.info.num_classes, collapse_share))
     out.update(scorer.reference())
     return out

@@ -14,6 +14,13 @@ plus an optional penalty on the discriminator: ``r1``: ``gamma/2 * mean ||grad_x
 (Mescheder et al. 2018), or ``gp``: ``lambda * mean (||grad_x D(x_hat)||_2 - 1)^2`` on random
 interpolates ``x_hat`` of real and generated rows (Gulrajani et al. 2017); ``penalty_weight`` is
 gamma or lambda.
+
+With ``categorical_code: K`` the GAN is an InfoGAN (Chen et al. 2016): the generator also takes a one-hot
+code ``c ~ Uniform{1..K}``, ``G(z, c)``, and a head ``Q(c|x)`` on the discriminator's features learns to
+recover it. Both players add ``info_weight * CE(Q(G(z, c)), c)``, the variational lower bound on the
+mutual information I(c; G(z, c)) up to the constant H(c); the discriminator player trains Q (and its body)
+on generated rows held fixed, the generator player makes its rows recoverable. Without labels the code
+tends to take the role of the digit class, which the run measures (``code_class_agreement``).
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
 from .base import Objective, ObjectiveContext, Output, batched
-from .vae import check_sampling, data_range, eval_mode, make_decoder, save_samples
+from .vae import check_sampling, data_range, eval_mode, make_decoder, save_image_grid, save_samples
 
 
 def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str) -> torch.Tensor:
@@ -68,10 +75,14 @@ class GAN(Objective):
     output: the generator's last activation; ``auto``: sigmoid when the data lie in [0, 1], else none.
     ema: decay of an exponential moving average of the generator's weights used for evaluation and samples
         (0: sample from the trained generator itself).
-    num_samples: generated samples scored for sample quality (null: as many as the test split has rows).
+    num_samples: size of each scored set of samples (null: as many as the test split has rows).
+    score_splits: the samples are scored as this many disjoint sets of ``num_samples``; ``classifier_score``
+        and ``frechet_distance`` are the means over the sets, ``*_std`` their standard deviations.
     sample_temperature: samples are ``G(t z)``, ``z ~ N(0, I)``: below 1 trades diversity for fidelity (the
         truncation trick in its simplest, rescaling form). Training is unaffected.
     collapse_share: the samples count as mode-collapsed when one predicted class holds more than this share.
+    categorical_code: K > 0 makes it an InfoGAN with a K-way categorical code (module docstring); 0: off.
+    info_weight: lambda of the InfoGAN mutual-information term.
     probe: fit the frozen-feature linear probe / k-NN on the discriminator's features (the encoder) at the end.
     """
 
@@ -82,8 +93,9 @@ class GAN(Objective):
                  penalty: Literal["none", "r1", "gp"] = "none", penalty_weight: float = 1.0,
                  generator: Literal["mlp", "deconv"] = "mlp", generator_hidden: list[int] = (256, 256),
                  batch_norm: bool = True, output: Literal["auto", "sigmoid", "none"] = "auto",
-                 ema: float = 0.0, num_samples: Optional[int] = None, sample_temperature: float = 1.0,
-                 collapse_share: float = 0.5, probe: bool = True):
+                 ema: float = 0.0, num_samples: Optional[int] = None, score_splits: int = 10, sample_temperature: float = 1.0,
+                 collapse_share: float = 0.5, categorical_code: int = 0, info_weight: float = 1.0,
+                 probe: bool = True):
         super().__init__()
         p = ctx.path
         if not 0 <= ema < 1:
@@ -92,7 +104,12 @@ class GAN(Objective):
             raise ConfigError(f"{p}.latent_dim", f"must be at least 1, got {latent_dim}")
         if penalty_weight < 0:
             raise ConfigError(f"{p}.penalty_weight", f"must be >= 0, got {penalty_weight}")
-        check_sampling(p, sample_temperature, collapse_share)
+        if categorical_code < 0 or categorical_code == 1:
+            raise ConfigError(f"{p}.categorical_code", f"must be 0 (off) or at least 2 categories, got {categorical_code}")
+        if info_weight < 0:
+            raise ConfigError(f"{p}.info_weight", f"must be >= 0, got {info_weight}")
+        check_sampling(p, sample_temperature, collapse_share, score_splits)
+        self.score_splits = score_splits
         self.range = data_range(ctx.data)
         if output == "auto":
             output = "sigmoid" if self.range and self.range[0] >= 0 and self.range[1] <= 1 else "none"
@@ -100,9 +117,13 @@ class GAN(Objective):
         self.output, self.num_samples, self.collapse_share = output, num_samples, collapse_share
         self.probe, self.seed, self.sample_temperature = probe, ctx.seed, sample_temperature
         self.__dict__["_bundle"] = ctx.data  # a plain attribute: data is not part of the checkpoint
-        self.generator = make_decoder(generator, latent_dim, ctx.info, generator_hidden, batch_norm, p,
-                                      key="generator_hidden")
+        self.code_size, self.info_weight = categorical_code, info_weight
+        self.generator = make_decoder(generator, latent_dim + categorical_code, ctx.info, generator_hidden,
+                                      batch_norm, p, key="generator_hidden")
         self.head = nn.Linear(ctx.encoder.out_dim, 1)
+        # Q(c|x) as in the InfoGAN paper: one hidden layer on the shared discriminator body
+        self.code_head = (nn.Sequential(nn.Linear(ctx.encoder.out_dim, 128), nn.LeakyReLU(0.1),
+                                        nn.Linear(128, categorical_code)) if categorical_code else None)
         self.ema = ema
         # an averaged copy (no gradients, claimed by no player) that is checkpointed with the model
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if ema else None
@@ -111,37 +132,64 @@ class GAN(Objective):
         return {"all": StreamSpec("all")}
 
     def player_parameters(self, player, encoder):
-        if player == "discriminator":  # the encoder is the discriminator's body
-            return list(encoder.parameters()) + list(self.head.parameters())
+        if player == "discriminator":  # the encoder is the discriminator's body; Q shares it
+            heads = [self.head] + ([self.code_head] if self.code_head is not None else [])
+            return list(encoder.parameters()) + [q for h in heads for q in h.parameters()]
         return list(self.generator.parameters())
 
+    def latent(self, n: int, device, temperature: float = 1.0, generator=None, codes=None):
+        """The generator's input for ``n`` rows and their codes: ``t z``, ``z ~ N(0, I)``, with the one-hot
+        code appended for an InfoGAN (``codes`` given, or uniform); codes are ``None`` otherwise."""
+        z = temperature * torch.randn(n, self.latent_dim, device=device, generator=generator)
+        if not self.code_size:
+            return z, None
+        if codes is None:
+            codes = torch.randint(self.code_size, (n,), device=device, generator=generator)
+        return torch.cat([z, F.one_hot(codes, self.code_size).to(z.dtype)], 1), codes
+
     def generate(self, z: torch.Tensor, averaged: bool = False) -> torch.Tensor:
-        """G(z); ``averaged``: with the moving-average generator when there is one."""
+        """G(z) (``z`` as made by :meth:`latent`); ``averaged``: with the moving-average generator when there is one."""
         net = self.generator_ema if averaged and self.generator_ema is not None else self.generator
         out = net(z)
         return torch.sigmoid(out) if self.output == "sigmoid" else out
 
-    def discriminate(self, x: torch.Tensor, encoder) -> torch.Tensor:
-        """D(x): one logit per row."""
-        return self.head(encoder(x)).squeeze(1)
+    def discriminate(self, x: torch.Tensor, encoder, features: bool = False):
+        """D(x): one logit per row; with ``features`` also the body's features (for Q)."""
+        h = encoder(x)
+        logits = self.head(h).squeeze(1)
+        return (logits, h) if features else logits
+
+    def info_loss(self, h: torch.Tensor, codes: torch.Tensor):
+        """``CE(Q(c|x), c)`` from the discriminator features ``h`` of generated rows and their codes, and
+        the share of codes Q recovers."""
+        q = self.code_head(h).float()
+        return F.cross_entropy(q, codes), (q.argmax(1) == codes).float().mean().detach()
 
     def forward(self, batch, encoder, player="discriminator"):
         real = batch["all"]["x"].float()
-        z = torch.randn(len(real), self.latent_dim, device=real.device)
+        z, codes = self.latent(len(real), real.device)
         if player == "generator":
-            f = self.discriminate(self.generate(z), encoder)
+            f, h = self.discriminate(self.generate(z), encoder, features=True)
             loss = generator_loss(f, self.loss_kind)
-            return Output(loss, {"g_loss": loss.detach()})
+            metrics = {"g_loss": loss.detach()}
+            if codes is not None:
+                info, _ = self.info_loss(h, codes)
+                loss = loss + self.info_weight * info
+                metrics["info_loss"] = info.detach()
+            return Output(loss, metrics)
         with torch.no_grad():
             fake = self.generate(z)
         if self.penalty == "r1":
             real = real.detach().requires_grad_(True)
         # one pass over real and generated rows, so normalisation layers see both
-        logits = self.discriminate(torch.cat([real, fake]), encoder)
+        logits, h = self.discriminate(torch.cat([real, fake]), encoder, features=True)
         r, f = logits[:len(real)], logits[len(real):]
         loss = discriminator_loss(r, f, self.loss_kind)
         metrics = {"d_loss": loss.detach(), "d_real": torch.sigmoid(r).mean().detach(),
                    "d_fake": torch.sigmoid(f).mean().detach()}
+        if codes is not None:
+            info, metrics["q_accuracy"] = self.info_loss(h[len(real):], codes)
+            loss = loss + self.info_weight * info
         if self.penalty != "none":
             if self.penalty == "r1":
                 pen = 0.5 * input_gradient_norms(r, real).pow(2).mean()
@@ -162,12 +210,16 @@ class GAN(Objective):
                 avg.copy_(b)  # BatchNorm statistics: the current ones
 
     # -- evaluation
-    def sample(self, n: int, device, seed: int) -> torch.Tensor:
+    def sample(self, n: int, device, seed: int, codes: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``n`` samples G(t z), ``z ~ N(0, I)``, ``t`` the ``sample_temperature``, drawn with their own
-        generator (generator in eval mode)."""
+        generator (generator in eval mode); an InfoGAN's codes are ``codes`` or uniform."""
+        return self.sample_with_codes(n, device, seed, codes)[0]
+
+    def sample_with_codes(self, n: int, device, seed: int, codes: Optional[torch.Tensor] = None):
+        """:meth:`sample` and the codes of the samples (``None`` without a categorical code)."""
         gen = torch.Generator(device=device).manual_seed(seed)
-        z = self.sample_temperature * torch.randn(n, self.latent_dim, device=device, generator=gen)
-        return torch.cat([self.generate(z[i:i + 512], averaged=True) for i in range(0, n, 512)])
+        z, codes = self.latent(n, device, self.sample_temperature, gen, codes)
+        return torch.cat([self.generate(z[i:i + 512], averaged=True) for i in range(0, n, 512)]), codes
 
     @torch.no_grad()
     def evaluate(self, test, encoder, batch_size, device) -> dict:
@@ -197,21 +249,37 @@ class GAN(Objective):
     def _data(self):
         return self.__dict__.get("_bundle")
 
+    def code_grid(self, per_code: int, device, seed: int) -> torch.Tensor:
+        """``per_code`` samples for each code, code-major, with the same ``per_code`` noise vectors ``z`` in
+        every code's row (InfoGAN's figure: what the code alone changes)."""
+        gen = torch.Generator(device=device).manual_seed(seed)
+        z = self.sample_temperature * torch.randn(per_code, self.latent_dim, device=device, generator=gen)
+        codes = torch.arange(self.code_size, device=device).repeat_interleave(per_code)
+        inputs = torch.cat([z.repeat(self.code_size, 1), F.one_hot(codes, self.code_size).to(z.dtype)], 1)
+        return self.generate(inputs, averaged=True)
+
     def finalize(self, run_dir, data, encoder, device) -> dict:
         from ..evaluation import embedding_figure, extract_features, probe_metrics
-        from ..evaluation.sample_quality import sample_quality_metrics
+        from ..evaluation.sample_quality import SampleScorer, code_class_agreement, sample_quality_metrics
 
         metrics = {}
         with eval_mode(self, encoder):
             n = self.num_samples or max(len(data.test), 100)
-            samples = self.sample(n, device, self.seed + 1).float().cpu()
+            samples, codes = self.sample_with_codes(n * self.score_splits, device, self.seed + 1)
+            samples = samples.float().cpu()
+            grid = self.code_grid(10, device, self.seed + 2).float().cpu() if self.code_size else None
             if self.probe and data.info.num_classes and len(data.test):
                 train_f = extract_features(encoder, data.train, 256, device)
                 test_f = extract_features(encoder, data.test, 256, device)
             else:
                 train_f = test_f = None
         if data.info.num_classes and len(data.test):
-            metrics.update(sample_quality_metrics(samples, data, seed=self.seed, collapse_share=self.collapse_share))
+            scorer = SampleScorer(data, num_samples=n, splits=self.score_splits, seed=self.seed)
+            metrics.update(sample_quality_metrics(samples, data, seed=self.seed, collapse_share=self.collapse_share,
+                                                  scorer=scorer))
+            if codes is not None:
+                metrics["code_class_agreement"] = code_class_agreement(codes.cpu(), scorer.probs(samples).argmax(1),
+                                                                       self.code_size, data.info.num_classes)
             if train_f is not None:
                 train_y = data.train.columns.get("y_true", data.train.columns["y"])
                 metrics.update(probe_metrics(train_f, train_y, test_f, data.test.columns["y"], seed=self.seed))
@@ -220,6 +288,10 @@ class GAN(Objective):
             title = ("GAN samples: G(z), z ~ N(0, I)" if self.sample_temperature == 1
                      else f"GAN samples: G(t z), z ~ N(0, I), t = {self.sample_temperature:g}")
             save_samples(samples, data, run_dir / "samples.png", title)
+            if grid is not None and data.info.modality == "image":
+                save_image_grid(grid, run_dir / "samples_by_code.png", ncol=10,
+                                row_labels=[f"c = {k}" for k in range(self.code_size)],
+                                title="InfoGAN: one row per categorical code, same z in each column")
             if test_f is not None and len(test_f) >= 5:
                 embedding_figure(test_f, data.test.columns["y"], run_dir / "embedding.png", seed=self.seed,
                                  class_names=data.info.class_names or None,

@@ -107,8 +107,10 @@ def make_decoder(kind: str, latent_dim: int, info, hidden, batch_norm: bool, pat
     return MLPDecoder(latent_dim, tuple(info.input_shape), tuple(hidden), batch_norm)
 
 
-def check_sampling(path: str, sample_temperature: float, collapse_share: float) -> None:
+def check_sampling(path: str, sample_temperature: float, collapse_share: float, score_splits: int) -> None:
     """Validate the sampling options shared by the generative objectives."""
+    if score_splits < 1:
+        raise ConfigError(f"{path}.score_splits", f"must be at least 1, got {score_splits}")
     if sample_temperature <= 0:
         raise ConfigError(f"{path}.sample_temperature", f"must be > 0, got {sample_temperature}")
     if not 0 < collapse_share <= 1:
@@ -274,7 +276,9 @@ class VAE(Objective):
     prior: ``standard`` (N(0, I)) or ``vamp`` (the VampPrior mixture; see the module docstring).
     prior_components: K, the pseudo-inputs of the VampPrior.
     nll_samples: k, the importance samples of ``test_nll``.
-    num_samples: generated samples scored for sample quality (null: as many as the test split has rows).
+    num_samples: size of each scored set of samples (null: as many as the test split has rows).
+    score_splits: the samples are scored as this many disjoint sets of ``num_samples``; ``classifier_score``
+        and ``frechet_distance`` are the means over the sets, ``*_std`` their standard deviations.
     sample_temperature: multiplies the standard deviation of the prior noise when sampling (Glow's and
         NVAE's temperature; for the VampPrior, of each component): below 1 trades diversity for fidelity.
         Training and the likelihoods are unaffected.
@@ -286,7 +290,7 @@ class VAE(Objective):
                  likelihood: Literal["bernoulli", "gaussian"] = "bernoulli", gaussian_std: Optional[float] = None,
                  decoder: Literal["mlp", "deconv"] = "mlp", decoder_hidden: list[int] = (256, 256),
                  prior: Literal["standard", "vamp"] = "standard", prior_components: int = 50,
-                 nll_samples: int = 100, num_samples: Optional[int] = None, sample_temperature: float = 1.0,
+                 nll_samples: int = 100, num_samples: Optional[int] = None, score_splits: int = 10, sample_temperature: float = 1.0,
                  collapse_share: float = 0.5, probe: bool = True):
         super().__init__()
         p = ctx.path
@@ -298,7 +302,8 @@ class VAE(Objective):
             raise ConfigError(f"{p}.nll_samples", f"must be at least 1, got {nll_samples}")
         if gaussian_std is not None and gaussian_std <= 0:
             raise ConfigError(f"{p}.gaussian_std", f"must be > 0, got {gaussian_std}")
-        check_sampling(p, sample_temperature, collapse_share)
+        check_sampling(p, sample_temperature, collapse_share, score_splits)
+        self.score_splits = score_splits
         rng = data_range(ctx.data)
         if likelihood == "bernoulli" and rng is not None and (rng[0] < 0 or rng[1] > 1):
             raise ConfigError(f"{p}.likelihood", f"'bernoulli' needs inputs in [0, 1], but x spans "
@@ -406,7 +411,7 @@ class VAE(Objective):
         metrics = {}
         with eval_mode(self, encoder):
             n = self.num_samples or max(len(data.test), 100)
-            samples = self.sample(n, device, self.seed + 1, encoder).float().cpu()
+            samples = self.sample(n * self.score_splits, device, self.seed + 1, encoder).float().cpu()
             mean = lambda x: self.posterior(x.float(), encoder)[0]  # noqa: E731 - the posterior mean
             test_mu = extract_features(mean, data.test, 256, device) if len(data.test) else None
             train_mu = extract_features(mean, data.train, 256, device) if self.probe else None
@@ -414,7 +419,7 @@ class VAE(Objective):
             recon = torch.cat([self.decode_mean(self.posterior(b["x"].float(), encoder)[0]).float().cpu()
                                for b in batched(data.test, 256, device, columns=("x",))]) if len(data.test) else None
         if data.info.num_classes and len(data.test):
-            scorer = SampleScorer(data, num_samples=len(samples), seed=self.seed)
+            scorer = SampleScorer(data, num_samples=n, splits=self.score_splits, seed=self.seed)
             metrics.update(sample_quality_metrics(samples, data, collapse_share=self.collapse_share, scorer=scorer))
             rec = scorer.score(recon)
             metrics["reconstruction_classifier_score"] = rec["classifier_score"]
