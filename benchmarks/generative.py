@@ -3,8 +3,10 @@ real test digits and the per-class Gaussian baseline (same classifier, same numb
 
     python benchmarks/generative.py
 
-Trains ``recipes/vae_digits.yaml`` and ``recipes/gan_digits.yaml`` at their default size and prints
-markdown tables. ``SSLKIT_SMOKE=1`` shrinks both runs to a few steps; run folders go under ``SSLKIT_OUT``
+Trains ``recipes/vae_digits.yaml`` and ``recipes/gan_digits.yaml`` (the InfoGAN recipe, and the same GAN
+without the categorical code) at their default size and prints markdown tables. Sample scores are means
+over the objectives' ``score_splits`` (10) sets of as many images as the test split has, +- their
+standard deviation over the sets. ``SSLKIT_SMOKE=1`` shrinks both runs to a few steps; run folders go under ``SSLKIT_OUT``
 (default: a temporary folder).
 """
 from __future__ import annotations
@@ -32,11 +34,24 @@ def run(recipe: str, out: Path, **overrides) -> tuple:
 
 
 VAE_RUNS = (  # (row name, overrides of recipes/vae_digits.yaml)
-    ("VAE, Gaussian sigma=0.1, VampPrior (recipe)", {}),
+    ("VAE, Gaussian sigma=0.1, VampPrior K=500 (recipe)", {}),
+    ("VAE, Gaussian sigma=0.1, VampPrior K=50", {"objectives[0].prior_components": 50}),
     ("VAE, Gaussian sigma=0.1, N(0, I) prior", {"objectives[0].prior": "standard"}),
-    ("VAE, Bernoulli, VampPrior", {"objectives[0].likelihood": "bernoulli"}),
+    ("VAE, Bernoulli, VampPrior K=500", {"objectives[0].likelihood": "bernoulli"}),
     ("VAE, Bernoulli, N(0, I) prior", {"objectives[0].likelihood": "bernoulli", "objectives[0].prior": "standard"}),
 )
+
+
+GAN_RUNS = (  # (row name, overrides of recipes/gan_digits.yaml)
+    ("GAN + 10-way InfoGAN code (recipe)", {}),
+    ("GAN, no code", {"objectives[0].categorical_code": 0, "objectives[0].sample_temperature": 1.0}),
+)
+
+
+def pm(m: dict, key: str) -> str:
+    """``mean +- std`` of a split-averaged score (just the value when the key has no std)."""
+    std = m.get(f"{key}_std")
+    return f"{m[key]:.2f}" + (f" ± {std:.2f}" if std is not None else "")
 
 
 def main():
@@ -45,8 +60,11 @@ def main():
     for i, (name, over) in enumerate(VAE_RUNS):
         res, wall = run("vae_digits.yaml", out / f"vae{i}", **over)
         vaes.append((name, res.metrics, wall, res.run_dir))
-    gan, gan_wall = run("gan_digits.yaml", out / "gan")
-    v, g = vaes[0][1], gan.metrics
+    gans = []
+    for i, (name, over) in enumerate(GAN_RUNS):
+        res, wall = run("gan_digits.yaml", out / f"gan{i}", **over)
+        gans.append((name, res.metrics, wall, res.run_dir))
+    v = vaes[0][1]
     # the collapse detector on a known-collapsed set: one real test digit repeated
     from sslkit import config
     from sslkit.runner import build_data
@@ -63,21 +81,22 @@ def main():
         return {"classifier_score": m["reconstruction_classifier_score"],
                 "frechet_distance": m["reconstruction_frechet_distance"]}
 
-    print(f"Sample quality on digits ({len(x)} images per row; scoring CNN test accuracy "
-          f"{v['quality_classifier_test_accuracy']:.3f})\n")
+    print(f"Sample quality on digits (means ± std over 10 sets of {len(x)} images; real test digits: one set; "
+          f"scoring CNN test accuracy {v['quality_classifier_test_accuracy']:.3f})\n")
     print("| images | classifier score (higher better) | Fréchet distance (lower better) | max class share "
           "| classes covered | mode collapse | beats full-cov. Gaussian (score / FD) | beats diagonal Gaussian |")
     print("|---|---|---|---|---|---|---|---|")
     print(f"| real test digits | {v['real_classifier_score']:.2f} | {v['real_frechet_distance']:.2f} | - | - | - | - | - |")
-    print(f"| per-class Gaussian, full covariance | {v['gaussian_classifier_score']:.2f} | "
-          f"{v['gaussian_frechet_distance']:.2f} | - | - | - | - | - |")
-    print(f"| per-class Gaussian, diagonal (independent pixels) | {v['gaussian_diagonal_classifier_score']:.2f} | "
-          f"{v['gaussian_diagonal_frechet_distance']:.2f} | - | - | - | - | - |")
+    for name, key in (("per-class Gaussian, full covariance", "gaussian"),
+                      ("per-class Gaussian, diagonal (independent pixels)", "gaussian_diagonal")):
+        print(f"| {name} | {pm(v, key + '_classifier_score')} | {pm(v, key + '_frechet_distance')} | - | - | - | - | - |")
     t = config.load_recipe(ROOT / "recipes" / "vae_digits.yaml")["objectives"][0]["sample_temperature"]
+    tg = config.load_recipe(ROOT / "recipes" / "gan_digits.yaml")["objectives"][0]["sample_temperature"]
     rows = [(f"{name}: samples E[x|z], t = {t:g}", m) for name, m, *_ in vaes]
-    rows += [("GAN (recipe): samples G(z)", g), ("one digit repeated (collapse check)", collapsed)]
+    rows += [(f"{gans[0][0]}: samples G(t z, c), t = {tg:g}", gans[0][1]), (f"{gans[1][0]}: samples G(z)", gans[1][1])]
+    rows += [("one digit repeated (collapse check)", collapsed)]
     for name, m in rows:
-        print(f"| {name} | {m['classifier_score']:.2f} | {m['frechet_distance']:.2f} | "
+        print(f"| {name} | {pm(m, 'classifier_score')} | {pm(m, 'frechet_distance')} | "
               f"{m['sample_max_class_share']:.2f} | {m['sample_classes_covered']} | "
               f"{'yes' if m['mode_collapse'] else 'no'} | {beats(m, 'gaussian')} | {beats(m, 'gaussian_diagonal')} |")
     for name, m, *_ in vaes:
@@ -94,7 +113,8 @@ def main():
     print("| features | linear probe | k-NN | linear probe, 5/class | k-NN, 5/class | train time (s) | run wall (s) |")
     print("|---|---|---|---|---|---|---|")
     feats = [(f"posterior mean: {name}", m, wall) for name, m, wall, _ in vaes]
-    for name, m, wall in feats + [("GAN discriminator's encoder (recipe)", g, gan_wall)]:
+    feats += [(f"discriminator's encoder: {name}", m, wall) for name, m, wall, _ in gans]
+    for name, m, wall in feats:
         print(f"| {name} | {m['linear_probe_accuracy']:.3f} | {m['knn_accuracy']:.3f} | "
               f"{m['linear_probe_accuracy_5pc']:.3f} | {m['knn_accuracy_5pc']:.3f} | {m['train_time_s']:.0f} | "
               f"{wall:.0f} |")
@@ -102,35 +122,72 @@ def main():
                         data.test.columns["x"].flatten(1), data.test.columns["y"])
     print(f"| raw pixels (no training, for scale) | {raw['linear_probe_accuracy']:.3f} | {raw['knn_accuracy']:.3f} | "
           f"{raw['linear_probe_accuracy_5pc']:.3f} | {raw['knn_accuracy_5pc']:.3f} | - | - |")
-    temperature_sweep(vaes[0][3], gan.run_dir)
+    info = gans[0][1]
+    print(f"\nInfoGAN code vs class: {info['code_class_agreement']:.3f} of the recipe GAN's samples have the "
+          "predicted class matched to their code (best one-to-one matching of the 10 codes to the 10 classes)")
+    temperature_sweep([("VAE (recipe)", vaes[0][3]), ("InfoGAN (recipe)", gans[0][3]), ("GAN, no code", gans[1][3])])
+    seed_table(out, {0: (v, gans[0][1])})
     print(f"\ntorch threads: {torch.get_num_threads()}; run folders: {out}")
 
 
 TEMPERATURES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 
 
-def temperature_sweep(vae_dir: Path, gan_dir: Path) -> None:
-    """The trained recipe models sampled at each ``sample_temperature``: the fidelity/diversity trade-off,
-    scored by the same classifier and with the same noise as their recipe rows."""
+def temperature_sweep(runs: list) -> None:
+    """The trained models of ``runs`` ((name, run folder) pairs) sampled at each ``sample_temperature``: the
+    fidelity/diversity trade-off, scored by the same classifier, sets and noise as their recipe rows."""
     from sslkit.evaluation.sample_quality import SampleScorer
     from sslkit.runner import load_run
 
-    print("\nSample temperature sweep (the recipe models above, re-sampled; t = 1 is the plain prior)\n")
-    print("| t | VAE classifier score | VAE Fréchet distance | GAN classifier score | GAN Fréchet distance |")
-    print("|---|---|---|---|---|")
+    print("\nSample temperature sweep (the models above, re-sampled; t = 1 is the plain prior; "
+          "classifier score / Fréchet distance, means over 10 sets)\n")
+    print("| t | " + " | ".join(name for name, _ in runs) + " |")
+    print("|---|" + "---|" * len(runs))
     rows = {}
-    for kind, run_dir in (("vae", vae_dir), ("gan", gan_dir)):
+    for name, run_dir in runs:
         cfg, data, model = load_run(run_dir)
         obj, n = model.objectives[0], len(data.test)
         scorer = SampleScorer(data, num_samples=n, seed=cfg["seed"])
+        extra = (model.encoder,) if cfg["objectives"][0]["name"] == "vae" else ()
         for t in TEMPERATURES:
             obj.sample_temperature = t
             with torch.no_grad():
-                x = obj.sample(n, "cpu", cfg["seed"] + 1, *((model.encoder,) if kind == "vae" else ()))
-            m = scorer.score(x.float())
-            rows.setdefault(t, []).extend((m["classifier_score"], m["frechet_distance"]))
-    for t, (vs, vf, gs, gf) in rows.items():
-        print(f"| {t:g} | {vs:.2f} | {vf:.2f} | {gs:.2f} | {gf:.2f} |")
+                x = obj.sample(n * obj.score_splits, "cpu", cfg["seed"] + 1, *extra)
+            m = scorer.score_splits(x.float())
+            rows.setdefault(t, []).append(f"{m['classifier_score']:.2f} / {m['frechet_distance']:.2f}")
+    for t, cells in rows.items():
+        print(f"| {t:g} | " + " | ".join(cells) + " |")
+
+
+SEEDS = (0, 1, 2)
+
+
+def seed_table(out: Path, done: dict) -> None:
+    """The two recipes at other seeds: every seed draws its own split of the model's initialisation and
+    noise, and trains its own scoring CNN and Gaussian baseline, so each row is compared with its own
+    baseline. ``done`` maps seeds already run to their (VAE, GAN) metrics."""
+    print("\nThe recipes at three seeds (classifier score / Fréchet distance, means over 10 sets; each seed "
+          "scored by its own CNN against its own per-class Gaussian baseline)\n")
+    print("| seed | real test digits | per-class Gaussian, full cov. | VAE (recipe) | beats it (score / FD) "
+          "| InfoGAN (recipe) | beats it (score / FD) | code-class agreement |")
+    print("|---|---|---|---|---|---|---|---|")
+    for seed in SEEDS:
+        if seed in done:
+            v, g = done[seed]
+        else:
+            v = run("vae_digits.yaml", out / f"vae_seed{seed}", seed=seed)[0].metrics
+            g = run("gan_digits.yaml", out / f"gan_seed{seed}", seed=seed)[0].metrics
+
+        def cell(m):
+            return f"{m['classifier_score']:.2f} / {m['frechet_distance']:.2f}"
+
+        def beats(m):
+            return (f"{'yes' if m['classifier_score'] > m['gaussian_classifier_score'] else 'no'} / "
+                    f"{'yes' if m['frechet_distance'] < m['gaussian_frechet_distance'] else 'no'}")
+
+        print(f"| {seed} | {v['real_classifier_score']:.2f} / {v['real_frechet_distance']:.2f} | "
+              f"{v['gaussian_classifier_score']:.2f} / {v['gaussian_frechet_distance']:.2f} | {cell(v)} | {beats(v)} | "
+              f"{cell(g)} | {beats(g)} | {g['code_class_agreement']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,29 @@ def test_penalties_on_a_linear_discriminator(penalty):
     assert enc.lin.weight.grad is not None
 
 
+def test_lazy_penalty_every_kth_discriminator_step_weighted_k():
+    """penalty_every=3: the R1 term is in steps 0 and 3 only, at 3x its weight; the step count is checkpointed."""
+    lazy, enc = tiny_gan(penalty="r1", penalty_weight=2.0, penalty_every=3)
+    plain, _ = tiny_gan()
+    plain.load_state_dict(lazy.state_dict(), strict=False)
+    x = torch.randn(5, 3)
+    g = float((enc.lin.weight.T @ lazy.head.weight.T).norm().detach())
+    added = []
+    for step in range(5):
+        torch.manual_seed(step)
+        out = lazy({"all": {"x": x}}, enc, "discriminator")
+        torch.manual_seed(step)
+        added.append(float((out.loss - plain({"all": {"x": x}}, enc, "discriminator").loss).detach()))
+        assert ("penalty" in out.metrics) == (step % 3 == 0)
+    want = 3 * 2.0 * 0.5 * g ** 2
+    assert added == pytest.approx([want, 0, 0, want, 0], abs=1e-5)
+    resumed, _ = tiny_gan(penalty="r1", penalty_every=3)
+    resumed.load_state_dict(lazy.state_dict())
+    assert resumed.discriminator_steps == 5
+    with pytest.raises(config.ConfigError, match="penalty_every"):
+        tiny_gan(penalty="r1", penalty_every=0)
+
+
 def test_each_player_steps_only_its_own_parameters():
     gan, enc = tiny_gan()
     x = torch.randn(6, 3)
@@ -91,7 +114,7 @@ def test_each_player_steps_only_its_own_parameters():
 @pytest.fixture(scope="module")
 def trainer():
     cfg = config.load_recipe(RECIPE, ["trainer.max_steps=4", "trainer.progress=false",
-                                      "objectives[0].optimizers.discriminator.lr=0.0004"])
+                                      "objectives[0].optimizers.discriminator.lr=0.0008"])
     data = build_data(cfg)
     return Trainer(cfg, data, build_model(cfg, data), torch.device("cpu"), None)
 
@@ -99,12 +122,12 @@ def trainer():
 def test_players_get_their_own_optimizers(trainer):
     opt = trainer.optimizers
     assert list(trainer.model.players) == ["discriminator", "generator"]
-    assert opt["generator"].param_groups[0]["lr"] == pytest.approx(2e-4)
-    assert opt["discriminator"].param_groups[0]["lr"] == pytest.approx(4e-4)
+    assert opt["generator"].param_groups[0]["lr"] == pytest.approx(4e-4)
+    assert opt["discriminator"].param_groups[0]["lr"] == pytest.approx(8e-4)
     assert tuple(opt["generator"].param_groups[0]["betas"]) == (0.5, 0.999)
     gan, enc = trainer.model.objectives[0], trainer.model.encoder
     assert {id(p) for p in opt["discriminator"].param_groups[0]["params"]} == \
-        {id(p) for p in list(enc.parameters()) + list(gan.head.parameters())}
+        {id(p) for p in list(enc.parameters()) + list(gan.head.parameters()) + list(gan.code_head.parameters())}
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer._train_step(trainer._next_batches())
     changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])}
@@ -113,11 +136,12 @@ def test_players_get_their_own_optimizers(trainer):
 
 def test_collapsed_generator_is_detected(trainer):
     gan, enc, data = trainer.model.objectives[0], trainer.model.encoder, trainer.data
-    last = [m for m in gan.generator.modules() if isinstance(m, nn.Linear)][-1]
-    with torch.no_grad():  # every z maps to the same real "1"
-        one = data.train.columns["x"][data.train.columns["y_true"] == 1][0].flatten().clamp(0.01, 0.99)
-        last.weight.zero_()
-        last.bias.copy_(torch.log(one / (1 - one)))
+    one = data.train.columns["x"][data.train.columns["y_true"] == 1][0].flatten().clamp(0.01, 0.99)
+    for net in (gan.generator, gan.generator_ema):  # samples come from the moving average
+        last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
+        with torch.no_grad():  # every z (and code) maps to the same real "1"
+            last.weight.zero_()
+            last.bias.copy_(torch.log(one / (1 - one)))
     gan.probe = False
     m = gan.finalize(None, data, enc, torch.device("cpu"))
     assert m["mode_collapse"] == 1.0 and m["sample_max_class_share"] == 1.0 and m["sample_classes_covered"] == 1

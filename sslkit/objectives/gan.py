@@ -13,7 +13,9 @@ with its own optimizer (``objectives[i].optimizers.{discriminator,generator}`` m
 plus an optional penalty on the discriminator: ``r1``: ``gamma/2 * mean ||grad_x D(x)||^2`` on real rows
 (Mescheder et al. 2018), or ``gp``: ``lambda * mean (||grad_x D(x_hat)||_2 - 1)^2`` on random
 interpolates ``x_hat`` of real and generated rows (Gulrajani et al. 2017); ``penalty_weight`` is
-gamma or lambda.
+gamma or lambda. With ``penalty_every: k`` the penalty is lazy (StyleGAN2, Karras et al. 2020): it is
+computed on every k-th discriminator step only, weighted ``k * penalty_weight`` so its average is the same;
+the double backward pass it needs is the most expensive part of a discriminator step.
 
 With ``categorical_code: K`` the GAN is an InfoGAN (Chen et al. 2016): the generator also takes a one-hot
 code ``c ~ Uniform{1..K}``, ``G(z, c)``, and a head ``Q(c|x)`` on the discriminator's features learns to
@@ -69,6 +71,7 @@ class GAN(Objective):
     loss: ``non_saturating`` or ``hinge`` (formulas in the module docstring).
     penalty: ``none``, ``r1`` (on real rows) or ``gp`` (WGAN-GP on interpolates).
     penalty_weight: gamma of R1 (``gamma/2 * E||grad||^2``) or lambda of the gradient penalty.
+    penalty_every: k: the penalty on every k-th discriminator step only, weighted k (lazy regularisation).
     generator: ``mlp``, or ``deconv`` (transposed convolutions, images only).
     generator_hidden: hidden widths of the MLP generator, or channel widths (one per 2x upsampling).
     batch_norm: BatchNorm in the generator's hidden layers.
@@ -90,7 +93,7 @@ class GAN(Objective):
 
     def __init__(self, ctx: ObjectiveContext, *, latent_dim: int = 32,
                  loss: Literal["non_saturating", "hinge"] = "non_saturating",
-                 penalty: Literal["none", "r1", "gp"] = "none", penalty_weight: float = 1.0,
+                 penalty: Literal["none", "r1", "gp"] = "none", penalty_weight: float = 1.0, penalty_every: int = 1,
                  generator: Literal["mlp", "deconv"] = "mlp", generator_hidden: list[int] = (256, 256),
                  batch_norm: bool = True, output: Literal["auto", "sigmoid", "none"] = "auto",
                  ema: float = 0.0, num_samples: Optional[int] = None, score_splits: int = 10, sample_temperature: float = 1.0,
@@ -104,6 +107,8 @@ class GAN(Objective):
             raise ConfigError(f"{p}.latent_dim", f"must be at least 1, got {latent_dim}")
         if penalty_weight < 0:
             raise ConfigError(f"{p}.penalty_weight", f"must be >= 0, got {penalty_weight}")
+        if penalty_every < 1:
+            raise ConfigError(f"{p}.penalty_every", f"must be at least 1, got {penalty_every}")
         if categorical_code < 0 or categorical_code == 1:
             raise ConfigError(f"{p}.categorical_code", f"must be 0 (off) or at least 2 categories, got {categorical_code}")
         if info_weight < 0:
@@ -114,6 +119,7 @@ class GAN(Objective):
         if output == "auto":
             output = "sigmoid" if self.range and self.range[0] >= 0 and self.range[1] <= 1 else "none"
         self.latent_dim, self.loss_kind, self.penalty, self.penalty_weight = latent_dim, loss, penalty, penalty_weight
+        self.penalty_every, self.discriminator_steps = penalty_every, 0
         self.output, self.num_samples, self.collapse_share = output, num_samples, collapse_share
         self.probe, self.seed, self.sample_temperature = probe, ctx.seed, sample_temperature
         self.__dict__["_bundle"] = ctx.data  # a plain attribute: data is not part of the checkpoint
@@ -179,7 +185,9 @@ class GAN(Objective):
             return Output(loss, metrics)
         with torch.no_grad():
             fake = self.generate(z)
-        if self.penalty == "r1":
+        penalise = self.penalty != "none" and self.discriminator_steps % self.penalty_every == 0
+        self.discriminator_steps += 1
+        if penalise and self.penalty == "r1":
             real = real.detach().requires_grad_(True)
         # one pass over real and generated rows, so normalisation layers see both
         logits, h = self.discriminate(torch.cat([real, fake]), encoder, features=True)
@@ -190,16 +198,23 @@ class GAN(Objective):
         if codes is not None:
             info, metrics["q_accuracy"] = self.info_loss(h[len(real):], codes)
             loss = loss + self.info_weight * info
-        if self.penalty != "none":
+        if penalise:
             if self.penalty == "r1":
                 pen = 0.5 * input_gradient_norms(r, real).pow(2).mean()
             else:
                 t = torch.rand(len(real), *[1] * (real.dim() - 1), device=real.device)
                 mix = (t * real.detach() + (1 - t) * fake).requires_grad_(True)
                 pen = (input_gradient_norms(self.discriminate(mix, encoder), mix) - 1).pow(2).mean()
-            loss = loss + self.penalty_weight * pen
+            loss = loss + self.penalty_every * self.penalty_weight * pen
             metrics["penalty"] = pen.detach()
         return Output(loss, metrics)
+
+    # the lazy penalty's step count travels with the checkpoint, so a resumed run penalises the same steps
+    def get_extra_state(self):
+        return {"discriminator_steps": self.discriminator_steps}
+
+    def set_extra_state(self, state):
+        self.discriminator_steps = int(state["discriminator_steps"])
 
     @torch.no_grad()
     def after_step(self, step, encoder):
