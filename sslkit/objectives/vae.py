@@ -147,9 +147,7 @@ def save_image_grid(images: torch.Tensor, path: Path, title: str = "", ncol: int
             ax.imshow(img, cmap=None if images.shape[1] == 3 else "gray_r", vmin=0, vmax=1)
     if row_labels:
         for r, label in enumerate(row_labels[:nrow]):
-            axes[r, 0].set_ylabel(label, fontsize=7)
-            axes[r, 0].axis("on")
-            axes[r, 0].set_frame_on(False)
+            axes[r, 0].set_ylabel(label, fontsize=7)  # ticks are off, the frame stays like the other cells'
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
