@@ -91,6 +91,7 @@ def _format_type(p) -> str:
 @click.argument("name")
 def describe(name):
     """Show a part's parameters (with defaults) and its documentation. NAME may be KIND/NAME."""
+    from .encoders.capabilities import capabilities_of
     from .errors import ConfigError, did_you_mean
     from .registry import KINDS, find, registry
 
@@ -109,6 +110,11 @@ def describe(name):
                 click.echo(f"  {p.name}: {_format_type(p)} = {_format_default(p)}")
         else:
             click.echo("parameters: none")
+        if entry.kind == "encoders":
+            click.echo(f"capabilities: {', '.join(capabilities_of(entry.target)) or 'none beyond forward(x)'}")
+        needs = getattr(entry.target, "requires", ())
+        if entry.kind == "objectives":
+            click.echo(f"needs: {', '.join(c.name for c in needs) or 'any encoder'}")
         if entry.doc:
             click.echo("")
             click.echo(entry.doc)

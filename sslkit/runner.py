@@ -18,6 +18,7 @@ import torch
 from . import checkpoint, config, distributed
 from .config import DataCommon, EncoderCommon, ObjectiveCommon, RegularizerCommon
 from .data import DataBundle, prepare
+from .encoders.capabilities import check_requirements
 from .errors import ConfigError, SSLKitError
 from .model import SSLModel
 from .objectives.base import ObjectiveContext
@@ -74,6 +75,8 @@ def build_model(cfg: dict, data: DataBundle, stages: Optional[dict] = None) -> S
     objectives, names, weights = [], [], []
     for i, ocfg in enumerate(cfg["objectives"]):
         path = f"objectives[{i}]"
+        target = registry("objectives").get(ocfg["name"], f"{path}.name").target
+        check_requirements(target, encoder, cfg["encoder"]["name"], ocfg["name"], path)
         ctx = ObjectiveContext(data.info, encoder, data, path, cfg["seed"], stages=dict(stages or {}))
         objectives.append(build("objectives", ocfg, ctx, path=path, common=ObjectiveCommon))
         name = ocfg["name"] if ocfg["name"] not in names else f"{ocfg['name']}_{i}"

@@ -102,7 +102,7 @@ def test_bilm_loss_matches_a_hand_computation():
 @pytest.mark.parametrize("over", [["encoder={name: transformer}"], ["encoder={name: gpt}"],
                                   ["encoder.bidirectional=false"]], ids=["transformer", "gpt", "lstm_uni"])
 def test_bilm_rejects_encoders_without_separate_directions(over):
-    with pytest.raises(ConfigError, match=r"objectives\[0\]\.name: 'bilm' needs separate forward and backward"):
+    with pytest.raises(ConfigError, match=r"objectives\[0\]: 'bilm' needs a bidirectional encoder with separate directions; encoder"):
         sslkit.validate(RECIPES / "lm_bilm.yaml", over)
 
 

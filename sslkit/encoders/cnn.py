@@ -17,8 +17,11 @@ class CNN(Encoder):
     channels: width of each stage. dropout: dropout on the pooled features.
     """
 
+    input_shape: tuple  # (C, H, W) of the data it was built for
+
     def __init__(self, info: DataInfo, *, channels: list[int] = (32, 64, 128), dropout: float = 0.0):
         super().__init__()
+        self.input_shape = tuple(info.input_shape)
         if info.modality != "image":
             raise ConfigError("encoder.name", f"'cnn' takes images, not {info.modality} data")
         c, size = info.input_shape[0], min(info.input_shape[1:])

@@ -40,6 +40,10 @@ class LSTMEncoder(Encoder):
     units each, concatenated); ``false``: one causal stack of ``dim`` units.
     """
 
+    pad_id: int
+    max_length: int
+    causal: bool  # True for one left-to-right stack (bidirectional: false)
+
     def __init__(self, info: DataInfo, *, dim: int = 128, depth: int = 2, dropout: float = 0.1,
                  bidirectional: bool = True):
         super().__init__()
@@ -61,6 +65,9 @@ class LSTMEncoder(Encoder):
         self.bwd = nn.LSTM(dim, width, **lstm) if bidirectional else None
         self.ln_bwd = nn.LayerNorm(width) if bidirectional else None
         self.out_dim = dim
+
+    def token_embedding(self) -> nn.Embedding:
+        return self.tok
 
     def forward_directions(self, ids: torch.Tensor) -> tuple:
         """Forward and backward states ``(h_fwd, h_bwd)``, each [B, T, dim // 2] (bidirectional only)."""

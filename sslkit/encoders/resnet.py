@@ -18,8 +18,11 @@ class ResNet18(Encoder):
     width: channels of the first stage (64 in the original; the others scale with it).
     """
 
+    input_shape: tuple  # (C, H, W) of the data it was built for
+
     def __init__(self, info: DataInfo, *, width: int = 64):
         super().__init__()
+        self.input_shape = tuple(info.input_shape)
         from torchvision.models import resnet18
         from torchvision.models.resnet import BasicBlock, ResNet
 

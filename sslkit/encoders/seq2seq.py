@@ -79,6 +79,13 @@ class Seq2SeqEncoder(Encoder):
         self.out_dim = dim
         self.apply(_init)
 
+    causal = False  # the encoder half sees the whole source
+    pad_id: int
+    max_length: int
+
+    def token_embedding(self) -> nn.Embedding:
+        return self.tok
+
     def _check(self, ids):
         if ids.shape[1] > self.max_length:
             raise ValueError(f"sequence of {ids.shape[1]} tokens exceeds the encoder's {self.max_length} positions")

@@ -65,6 +65,8 @@ class TransformerEncoder(Encoder):
     """
 
     causal = False  # GPT-style decoders set this: position t attends to positions <= t only
+    pad_id: int
+    max_length: int
 
     def __init__(self, info: DataInfo, *, dim: int = 128, depth: int = 4, heads: int = 4, dropout: float = 0.1,
                  pooling: Literal["mean", "cls"] = "mean", max_length: Optional[int] = None):
@@ -84,6 +86,9 @@ class TransformerEncoder(Encoder):
         self.ln = nn.LayerNorm(dim)
         self.out_dim = dim
         self.apply(_init)
+
+    def token_embedding(self) -> nn.Embedding:
+        return self.tok
 
     def forward_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         T = ids.shape[1]

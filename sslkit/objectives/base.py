@@ -59,6 +59,7 @@ class Objective(nn.Module):
     """
 
     players: tuple = ("model",)
+    requires: tuple = ()  # Capabilities (sslkit.encoders.capabilities) the encoder must have; checked at build
 
     def streams(self) -> dict:
         return {"labeled": StreamSpec("labeled")}

@@ -18,7 +18,8 @@ from torch import nn
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
-from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_encoder, token_loss
+from ..encoders.capabilities import DIRECTIONAL
+from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_loss
 from .base import ObjectiveContext, Objective, Output, batched
 
 
@@ -47,13 +48,10 @@ class BidirectionalLM(Objective):
     ``test_fwd_perplexity``, ``test_bwd_perplexity`` and ``test_nll`` on the test split.
     """
 
+    requires = (DIRECTIONAL,)  # two stacks that never see each other's states
+
     def __init__(self, ctx: ObjectiveContext):
         super().__init__()
-        enc = token_encoder(ctx.encoder, ctx.path, "bilm")
-        if not hasattr(enc, "forward_directions") or getattr(enc, "causal", False):
-            raise ConfigError(f"{ctx.path}.name", f"'bilm' needs separate forward and backward states "
-                                                  f"(lstm with bidirectional: true), not {type(enc).__name__}"
-                                                  f"{' (causal)' if getattr(enc, 'causal', False) else ''}")
         if ctx.info.input_shape[0] < 2:
             raise ConfigError("data.max_length", "neighbour-token prediction needs sequences of at least 2 ids")
         self.pad_id = ctx.info.tokenizer.pad_id

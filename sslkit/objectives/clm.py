@@ -11,7 +11,8 @@ from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
 from ..text.generate import generate
-from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_encoder, token_loss
+from ..encoders.capabilities import CAUSAL
+from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_loss
 from .base import ObjectiveContext, Objective, Output, batched
 
 
@@ -31,13 +32,11 @@ class CausalLM(Objective):
     the sampling settings for those samples.
     """
 
+    requires = (CAUSAL,)  # each token is predicted from the tokens before it
+
     def __init__(self, ctx: ObjectiveContext, *, sample_tokens: int = 64, temperature: float = 0.8,
                  top_k: Optional[int] = 40, top_p: Optional[float] = 0.95):
         super().__init__()
-        enc = token_encoder(ctx.encoder, ctx.path, "clm")
-        if not getattr(enc, "causal", False):
-            raise ConfigError(f"{ctx.path}.name", f"'clm' needs a causal encoder (gpt); "
-                                                  f"{type(enc).__name__} sees future tokens")
         if ctx.info.input_shape[0] < 2:
             raise ConfigError("data.max_length", "next-token prediction needs sequences of at least 2 ids")
         self.pad_id = ctx.info.tokenizer.pad_id

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
+from ..encoders.capabilities import ENCODER_DECODER
 from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_accuracy, token_loss
 from ..text.noising import bart_noise, sentence_end_ids
 from .base import ObjectiveContext, Objective, Output, batched
@@ -29,13 +30,12 @@ class DenoisingAutoencoder(Objective):
     that a row's sentences are shuffled. rotate_prob: probability that a row is rotated.
     """
 
+    requires = (ENCODER_DECODER,)  # the corrupted text is reconstructed by a decoder
+
     def __init__(self, ctx: ObjectiveContext, *, mask_prob: float = 0.0, delete_prob: float = 0.0,
                  infill_prob: float = 0.3, poisson_lambda: float = 3.0, permute_prob: float = 1.0,
                  rotate_prob: float = 0.0):
         super().__init__()
-        if not hasattr(ctx.encoder, "decode"):
-            raise ConfigError(f"{ctx.path}.name", f"'dae' reconstructs text with a decoder: use encoder.name: "
-                                                  f"seq2seq, not {type(ctx.encoder).__name__}")
         probs = dict(mask_prob=mask_prob, delete_prob=delete_prob, infill_prob=infill_prob,
                      permute_prob=permute_prob, rotate_prob=rotate_prob)
         for key, value in probs.items():

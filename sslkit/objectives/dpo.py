@@ -14,7 +14,8 @@ from torch import nn
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
-from ..text.lm_head import TiedLMHead, embedding_of, token_encoder
+from ..encoders.capabilities import CAUSAL
+from ..text.lm_head import TiedLMHead, embedding_of
 from ..text.policy import FrozenLM, frozen_lm, response_mask, token_logprobs
 from .base import ObjectiveContext, Objective, Output, batched
 from .reward import ranked_pairs
@@ -39,11 +40,10 @@ class DPO(Objective):
     start (None: a frozen copy of this run's initial encoder and head).
     """
 
+    requires = (CAUSAL,)  # each token is predicted from the tokens before it
+
     def __init__(self, ctx: ObjectiveContext, *, beta: float = 0.1, reference: Optional[str] = "sft"):
         super().__init__()
-        enc = token_encoder(ctx.encoder, ctx.path, "dpo")
-        if not getattr(enc, "causal", False):
-            raise ConfigError(f"{ctx.path}.name", f"'dpo' needs a causal encoder (gpt), not {type(enc).__name__}")
         if beta <= 0:
             raise ConfigError(f"{ctx.path}.beta", f"must be > 0, got {beta}")
         if ctx.data is not None and not {"ranked", "scores", "prompt_len"} <= set(ctx.data.train.columns):

@@ -11,19 +11,12 @@ import torch.nn.functional as F
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
-from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_accuracy, token_encoder, token_loss
+from ..encoders.capabilities import BIDIRECTIONAL
+from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_accuracy, token_loss
 from ..text.masking import mlm_mask, token_kinds
 from .base import ObjectiveContext, Objective, Output, batched
 
 EVAL_SEED = 1234  # the test split is masked the same way at every evaluation, so curves are comparable
-
-
-def bidirectional_encoder(ctx: ObjectiveContext, name: str):
-    enc = token_encoder(ctx.encoder, ctx.path, name)
-    if getattr(enc, "causal", False):
-        raise ConfigError(f"{ctx.path}.name", f"'{name}' predicts tokens from both sides; use a bidirectional "
-                                              f"encoder (transformer, lstm), not a causal one")
-    return enc
 
 
 def check_probability(value: float, path: str):
@@ -35,9 +28,9 @@ class MaskedObjective(Objective):
     """Shared by ``mlm`` and ``span``: a tied head over masked positions, and masked-token accuracy and
     perplexity on the test split (``test_masked_accuracy``, ``test_masked_perplexity``)."""
 
+    requires = (BIDIRECTIONAL,)  # masked tokens are predicted from both sides
     def __init__(self, ctx: ObjectiveContext, name: str):
         super().__init__()
-        bidirectional_encoder(ctx, name)
         self.tokenizer = ctx.info.tokenizer
         self.register_buffer("kinds", token_kinds(self.tokenizer), persistent=False)
         self.head = TiedLMHead(ctx.encoder.out_dim, self.tokenizer.vocab_size)

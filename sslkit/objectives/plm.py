@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.stream import StreamSpec
+from ..encoders.capabilities import BIDIRECTIONAL
 from ..encoders.transformer import Block
 from ..errors import ConfigError
 from ..registry import register
@@ -158,6 +159,8 @@ class PermutedLM(Objective):
     plm_probability: XLNet's share of tokens that are targets (1/6). max_span_length: XLNet's longest
     target span (5). mpnet_pred_probability: MPNet's share of each row's real tokens predicted (0.15).
     """
+
+    requires = (BIDIRECTIONAL,)  # content stream sees the whole row; queries follow the permutation
 
     def __init__(self, ctx: ObjectiveContext, *, style: Literal["xlnet", "mpnet"] = "xlnet",
                  plm_probability: float = 1 / 6, max_span_length: int = 5, mpnet_pred_probability: float = 0.15):

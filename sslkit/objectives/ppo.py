@@ -23,7 +23,8 @@ from torch import nn
 from ..data.stream import StreamSpec
 from ..errors import ConfigError, TrainingError
 from ..registry import register
-from ..text.lm_head import TiedLMHead, embedding_of, token_encoder
+from ..encoders.capabilities import CAUSAL
+from ..text.lm_head import TiedLMHead, embedding_of
 from ..text.policy import FrozenLM, entropy, frozen_lm, load_stage, response_mask, sample_responses, \
     split_texts, token_logprobs
 from ..text.rl import KLController, gae, kl_penalty_rewards, masked_mean, masked_whiten, ppo_policy_loss, \
@@ -108,6 +109,8 @@ class PPO(Objective):
     :meth:`evaluate`.
     """
 
+    requires = (CAUSAL,)  # each token is predicted from the tokens before it
+
     def __init__(self, ctx: ObjectiveContext, *, reward_model: Optional[str] = "reward",
                  reward_fn: Optional[str] = None, reference: Optional[str] = "sft", monitor: Optional[str] = None,
                  kl_coef: float = 0.1, kl_target: Optional[float] = None, kl_horizon: int = 10000,
@@ -116,9 +119,7 @@ class PPO(Objective):
                  minibatch_size: Optional[int] = None, response_tokens: int = 12, temperature: float = 1.0,
                  whiten_rewards: bool = False, eval_prompts: int = 128):
         super().__init__()
-        enc = token_encoder(ctx.encoder, ctx.path, "ppo")
-        if not getattr(enc, "causal", False):
-            raise ConfigError(f"{ctx.path}.name", f"'ppo' needs a causal encoder (gpt), not {type(enc).__name__}")
+        enc = ctx.encoder
         if (reward_fn is None) == (reward_model is None):
             raise ConfigError(f"{ctx.path}.reward_fn", "give exactly one of reward_model (a stage) and reward_fn "
                                                        "(a 'module:function'); set the other to null")

@@ -24,7 +24,8 @@ from ..registry import register
 from ..text.lm_head import embedding_of, token_accuracy, token_loss
 from ..text.masking import mlm_mask
 from .base import ObjectiveContext, Objective, Output, batched
-from .mlm import bidirectional_encoder, check_probability
+from ..encoders.capabilities import BIDIRECTIONAL
+from .mlm import check_probability
 
 EVAL_SEED = 2468
 
@@ -66,18 +67,20 @@ class ReplacedTokenDetection(Objective):
     temperature: generator sampling temperature.
     """
 
+    requires = (BIDIRECTIONAL,)  # the discriminator judges each token from both sides
+
     def __init__(self, ctx: ObjectiveContext, *, prob: float = 0.15, mask_ratio: float = 0.85,
                  disc_weight: float = 50.0, gen_width: int | None = None, gen_depth: int = 2, gen_heads: int = 1,
                  temperature: float = 1.0):
         super().__init__()
-        enc = bidirectional_encoder(ctx, "rtd")
+        enc = ctx.encoder
         check_probability(prob, f"{ctx.path}.prob")
         width = gen_width or max(enc.out_dim // 4, 8)
         if width % gen_heads:
             raise ConfigError(f"{ctx.path}.gen_heads", f"generator width {width} is not divisible by {gen_heads}")
         self.tokenizer = ctx.info.tokenizer
         self.prob, self.mask_ratio, self.disc_weight, self.temperature = prob, mask_ratio, disc_weight, temperature
-        self.generator = SmallGenerator(enc.out_dim, width, gen_depth, gen_heads, getattr(enc, "max_length", ctx.info.input_shape[0]),
+        self.generator = SmallGenerator(enc.out_dim, width, gen_depth, gen_heads, enc.max_length,
                                         self.tokenizer.vocab_size, self.tokenizer.pad_id)
         self.disc = nn.Linear(enc.out_dim, 1)
 

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
-from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_encoder, token_loss
+from ..encoders.capabilities import CAUSAL
+from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_loss
 from ..text.policy import response_mask
 from .base import ObjectiveContext, Objective, Output, batched
 
@@ -24,11 +25,10 @@ class SFT(Objective):
     prompt_loss: also train on the prompt tokens (plain language modelling of the whole row).
     """
 
+    requires = (CAUSAL,)  # each token is predicted from the tokens before it
+
     def __init__(self, ctx: ObjectiveContext, *, prompt_loss: bool = False):
         super().__init__()
-        enc = token_encoder(ctx.encoder, ctx.path, "sft")
-        if not getattr(enc, "causal", False):
-            raise ConfigError(f"{ctx.path}.name", f"'sft' needs a causal encoder (gpt), not {type(enc).__name__}")
         if ctx.data is not None and "prompt_len" not in ctx.data.train:
             raise ConfigError("data", "'sft' needs prompt -> response rows with a prompt_len column "
                                       "(e.g. data: {name: rlhf_toy, layout: sft})")

@@ -1,12 +1,11 @@
 """Pieces shared by the language-model objectives: a weight-tied token head, a cross-entropy that
-stays finite when a batch has no target, and a check that the encoder gives per-token states."""
+stays finite when a batch has no target, and the tied embedding of a token encoder."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
 
 IGNORE = -100  # label of positions that carry no target (PyTorch's ignore_index)
 
@@ -45,13 +44,6 @@ def token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(-1)[keep] == labels[keep]).float().mean()
 
 
-def token_encoder(encoder: nn.Module, path: str, name: str):
-    """The encoder if it gives per-token states and has a token embedding ``tok``; else a ConfigError."""
-    if not hasattr(encoder, "forward_tokens") or not hasattr(encoder, "tok"):
-        raise ConfigError(f"{path}.name", f"'{name}' needs a text encoder with per-token states and a token "
-                                          f"embedding (transformer, gpt, lstm), not {type(encoder).__name__}")
-    return encoder
-
-
 def embedding_of(encoder: nn.Module) -> torch.Tensor:
-    return encoder.tok.weight
+    """The weight of a token encoder's input embedding (the tied output layer of LM heads)."""
+    return encoder.token_embedding().weight

@@ -1,0 +1,144 @@
+"""What an encoder can do beyond ``forward(x) -> [B, out_dim]``, as runtime-checkable protocols, and
+what an objective needs of its encoder.
+
+An encoder provides a capability by having its members (structural typing: no base class to inherit,
+so a Hugging Face or timm wrapper plugs in by implementing them). An objective lists what it needs in
+its class attribute ``requires``; :func:`check_requirements` runs once when a recipe is built, so a
+mismatched pair stops with one line naming the recipe key instead of an ``AttributeError`` deep inside
+a training step::
+
+    objectives[0]: 'mlm' needs a bidirectional token encoder; encoder 'mlp' is not one
+    (bidirectional token encoders: lstm, seq2seq, transformer)
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+
+@runtime_checkable
+class TokenEncoder(Protocol):
+    """Per-token states over token ids.
+
+    pad_id: the id of padding (masked from attention and pooling). max_length: the number of positions
+    it can take. causal: True when position ``t`` sees positions ``<= t`` only (GPT), False when it sees
+    the whole sequence (BERT).
+    """
+
+    pad_id: int
+    max_length: int
+    causal: bool
+
+    def forward_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """``[B, T]`` ids -> ``[B, T, out_dim]`` states."""
+
+    def token_embedding(self) -> nn.Embedding:
+        """The input token embedding; language-model heads tie their output layer to its weight."""
+
+
+@runtime_checkable
+class EncoderDecoder(TokenEncoder, Protocol):
+    """A token encoder with a decoder that attends to its states (BART-style)."""
+
+    def decode(self, targets_in: torch.Tensor, memory: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        """Decoder states ``[B, T, out_dim]`` for shifted targets, attending to ``memory`` of ``source``."""
+
+
+@runtime_checkable
+class DirectionalEncoder(TokenEncoder, Protocol):
+    """A token encoder with separate left-to-right and right-to-left states (ELMo's biLM)."""
+
+    def forward_directions(self, ids: torch.Tensor) -> tuple:
+        """``(forward, backward)`` states, each ``[B, T, D]``."""
+
+
+@runtime_checkable
+class ImageEncoder(Protocol):
+    """An encoder of images ``[B, C, H, W]``.
+
+    input_shape: the ``(C, H, W)`` it was built for (a dataset of another shape is refused at build time).
+    """
+
+    input_shape: tuple
+
+
+@dataclass(frozen=True)
+class Capability:
+    """A named requirement on the encoder: a protocol and, optionally, a condition on the built encoder.
+
+    name: how error messages and ``sslkit describe`` call it. protocol: the runtime-checkable protocol.
+    condition: a further test of the built encoder (e.g. that it is causal).
+    """
+
+    name: str
+    protocol: type
+    condition: Optional[Callable[[Any], bool]] = None
+
+    def met_by(self, encoder: nn.Module) -> bool:
+        return isinstance(encoder, self.protocol) and (self.condition is None or bool(self.condition(encoder)))
+
+    def may_be_met_by(self, cls: type) -> bool:
+        """Whether instances of the encoder class ``cls`` can meet it: its methods exist on the class, and a
+        condition is tested on the class only when the class fixes the attributes it reads."""
+        methods, data = _members(self.protocol)
+        declared = {n for klass in cls.__mro__ for n in getattr(klass, "__annotations__", {})}
+        if not all(callable(getattr(cls, m, None)) for m in methods):
+            return False
+        if not all(hasattr(cls, m) or m in declared for m in data):  # set in __init__: declared on the class
+            return False
+        if self.condition is None:
+            return True
+        try:
+            return bool(self.condition(cls))
+        except AttributeError:  # decided per instance (e.g. lstm's ``bidirectional`` key)
+            return True
+
+
+def _members(protocol: type) -> tuple:
+    """(method names, data member names) of a protocol and the protocols it extends."""
+    methods, data = [], []
+    for klass in protocol.__mro__:
+        if not getattr(klass, "_is_protocol", False) or klass is Protocol:
+            continue
+        methods += [m for m, v in vars(klass).items() if inspect.isfunction(v) and not m.startswith("_")]
+        data += list(getattr(klass, "__annotations__", {}))
+    return methods, data
+
+
+TOKEN = Capability("token encoder", TokenEncoder)
+CAUSAL = Capability("causal token encoder", TokenEncoder, lambda e: e.causal)
+BIDIRECTIONAL = Capability("bidirectional token encoder", TokenEncoder, lambda e: not e.causal)
+ENCODER_DECODER = Capability("encoder-decoder", EncoderDecoder)
+DIRECTIONAL = Capability("bidirectional encoder with separate directions", DirectionalEncoder,
+                         lambda e: not e.causal)
+IMAGE = Capability("image encoder", ImageEncoder)
+CAPABILITIES = (TOKEN, CAUSAL, BIDIRECTIONAL, ENCODER_DECODER, DIRECTIONAL, IMAGE)
+
+
+def encoders_with(capability: Capability) -> list:
+    """Names of the registered encoders whose class can provide ``capability``."""
+    from ..registry import registry
+
+    reg = registry("encoders")
+    return [n for n in reg.names() if inspect.isclass(reg.get(n).target) and capability.may_be_met_by(reg.get(n).target)]
+
+
+def capabilities_of(cls: type) -> list:
+    """Names of the capabilities an encoder class can provide (shown by ``sslkit describe``)."""
+    return [c.name for c in CAPABILITIES if inspect.isclass(cls) and c.may_be_met_by(cls)]
+
+
+def check_requirements(objective_cls: type, encoder: nn.Module, encoder_name: str, objective_name: str,
+                       path: str) -> None:
+    """Raise a ConfigError at ``path`` if ``encoder`` lacks a capability that ``objective_cls.requires`` names."""
+    for capability in getattr(objective_cls, "requires", ()):
+        if not capability.met_by(encoder):
+            article = "an" if capability.name[0] in "aeiou" else "a"
+            raise ConfigError(path, f"'{objective_name}' needs {article} {capability.name}; encoder '{encoder_name}' "
+                                    f"is not one ({capability.name}s: {', '.join(encoders_with(capability))})")
