@@ -68,6 +68,15 @@ class ImageEncoder(Protocol):
     input_shape: tuple
 
 
+@runtime_checkable
+class Exportable(Protocol):
+    """An encoder that writes itself in a format other tools load without sslkit (``sslkit export``);
+    encoders without it are exported as safetensors plus a JSON config of their recipe keys."""
+
+    def export(self, directory) -> None:
+        """Write the encoder's weights and config into the (new, empty) folder ``directory``."""
+
+
 @dataclass(frozen=True)
 class Capability:
     """A named requirement on the encoder: a protocol and, optionally, a condition on the built encoder.

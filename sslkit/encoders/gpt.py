@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-import torch
 from torch import nn
 
 from ..data import DataInfo
@@ -32,12 +31,3 @@ class GPTEncoder(TransformerEncoder):
                  max_length: Optional[int] = None, pooling: Literal["last", "mean"] = "last"):
         nn.Module.__init__(self)
         self._build(info, dim, depth, heads, dropout, max_length, pooling)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        h = self.forward_tokens(ids)
-        real = ids != self.pad_id
-        if self.pooling == "mean":
-            w = real.unsqueeze(-1).to(h.dtype)
-            return (h * w).sum(1) / w.sum(1).clamp_min(1.0)
-        last = (real.long().cumsum(1).argmax(1))  # index of the last real token (0 for an all-pad row)
-        return h[torch.arange(len(ids), device=ids.device), last]

@@ -21,6 +21,7 @@ from ..data import DataInfo
 from ..errors import ConfigError
 from ..registry import register
 from .base import Encoder
+from .pooling import pool
 
 
 def reversal_index(lengths: torch.Tensor, T: int) -> torch.Tensor:
@@ -95,5 +96,4 @@ class LSTMEncoder(Encoder):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         h = self.forward_tokens(ids)
-        real = (ids != self.pad_id).unsqueeze(-1).to(h.dtype)
-        return (h * real).sum(1) / real.sum(1).clamp_min(1.0)
+        return pool(h, ids != self.pad_id, "mean")

@@ -16,6 +16,7 @@ from ..data import DataInfo
 from ..errors import ConfigError
 from ..registry import register
 from .base import Encoder
+from .pooling import pool
 from .transformer import Block, _init, padding_mask
 
 
@@ -109,8 +110,4 @@ class Seq2SeqEncoder(Encoder):
         return self.dec_ln(x)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        h = self.forward_tokens(ids)
-        if self.pooling == "cls":
-            return h[:, 0]
-        real = (ids != self.pad_id).unsqueeze(-1).to(h.dtype)
-        return (h * real).sum(1) / real.sum(1).clamp_min(1.0)
+        return pool(self.forward_tokens(ids), ids != self.pad_id, self.pooling)
