@@ -6,7 +6,6 @@ evaluation), ``metrics.json`` (final flat metrics), ``checkpoints/last.pt`` and 
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path

@@ -7,11 +7,12 @@ import torch
 
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count
 from .base import DataInfo, Examples, LazyColumn
 
 
 @register("datasets", "image_folder")
-def image_folder(seed: int, *, root: str, image_size: int = 32, grayscale: bool = False) -> Examples:
+def image_folder(seed: int, *, root: str, image_size: Count = 32, grayscale: bool = False) -> Examples:
     """Images under ``root/<class>/``, read lazily with torchvision's ``ImageFolder``, resized to
     ``image_size`` x ``image_size`` and scaled to [0, 1].
 

@@ -6,6 +6,7 @@ from torch import nn
 from ..data import DataInfo
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, Rate
 from .base import Encoder
 
 
@@ -17,7 +18,7 @@ class CNN(Encoder):
     channels: width of each stage. dropout: dropout on the pooled features.
     """
 
-    def __init__(self, info: DataInfo, *, channels: list[int] = (32, 64, 128), dropout: float = 0.0):
+    def __init__(self, info: DataInfo, *, channels: list[Count] = (32, 64, 128), dropout: Rate = 0.0):
         super().__init__()
         if info.modality != "image":
             raise ConfigError("encoder.name", f"'cnn' takes images, not {info.modality} data")

@@ -6,6 +6,7 @@ from torch import nn
 from ..data import DataInfo
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count
 from .base import Encoder
 
 
@@ -18,7 +19,7 @@ class ResNet18(Encoder):
     width: channels of the first stage (64 in the original; the others scale with it).
     """
 
-    def __init__(self, info: DataInfo, *, width: int = 64):
+    def __init__(self, info: DataInfo, *, width: Count = 64):
         super().__init__()
         from torchvision.models import resnet18
         from torchvision.models.resnet import BasicBlock, ResNet

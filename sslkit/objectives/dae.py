@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Positive, Probability
 from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_accuracy, token_loss
 from ..text.noising import bart_noise, sentence_end_ids
 from .base import ObjectiveContext, Objective, Output, batched
@@ -29,9 +30,9 @@ class DenoisingAutoencoder(Objective):
     that a row's sentences are shuffled. rotate_prob: probability that a row is rotated.
     """
 
-    def __init__(self, ctx: ObjectiveContext, *, mask_prob: float = 0.0, delete_prob: float = 0.0,
-                 infill_prob: float = 0.3, poisson_lambda: float = 3.0, permute_prob: float = 1.0,
-                 rotate_prob: float = 0.0):
+    def __init__(self, ctx: ObjectiveContext, *, mask_prob: Probability = 0.0, delete_prob: Probability = 0.0,
+                 infill_prob: Probability = 0.3, poisson_lambda: Positive = 3.0, permute_prob: Probability = 1.0,
+                 rotate_prob: Probability = 0.0):
         super().__init__()
         if not hasattr(ctx.encoder, "decode"):
             raise ConfigError(f"{ctx.path}.name", f"'dae' reconstructs text with a decoder: use encoder.name: "

@@ -14,6 +14,7 @@ from torch import nn
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Positive
 from ..text.lm_head import TiedLMHead, embedding_of, token_encoder
 from ..text.policy import FrozenLM, frozen_lm, response_mask, token_logprobs
 from .base import ObjectiveContext, Objective, Output, batched
@@ -39,7 +40,7 @@ class DPO(Objective):
     start (None: a frozen copy of this run's initial encoder and head).
     """
 
-    def __init__(self, ctx: ObjectiveContext, *, beta: float = 0.1, reference: Optional[str] = "sft"):
+    def __init__(self, ctx: ObjectiveContext, *, beta: Positive = 0.1, reference: Optional[str] = "sft"):
         super().__init__()
         enc = token_encoder(ctx.encoder, ctx.path, "dpo")
         if not getattr(enc, "causal", False):

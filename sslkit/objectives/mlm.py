@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import OpenProbability, Probability
 from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_accuracy, token_encoder, token_loss
 from ..text.masking import mlm_mask, token_kinds
 from .base import ObjectiveContext, Objective, Output, batched
@@ -85,8 +86,8 @@ class MaskedLM(MaskedObjective):
     whole_word: select whole words (every token of a chosen word) instead of single tokens.
     """
 
-    def __init__(self, ctx: ObjectiveContext, *, prob: float = 0.15, mask_ratio: float = 0.8,
-                 random_ratio: float = 0.1, whole_word: bool = False):
+    def __init__(self, ctx: ObjectiveContext, *, prob: OpenProbability = 0.15, mask_ratio: Probability = 0.8,
+                 random_ratio: Probability = 0.1, whole_word: bool = False):
         super().__init__(ctx, "mlm")
         check_probability(prob, f"{ctx.path}.prob")
         if mask_ratio < 0 or random_ratio < 0 or mask_ratio + random_ratio > 1:

@@ -12,7 +12,7 @@ from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
 from ..relations.base import RelationContext, RelationInput
-from ..schema import Part, build
+from ..schema import Count, NonNegative, NonNegativeInt, Part, Positive, build
 from .base import Classifier, ObjectiveContext, Output
 from .supervised import linear_head
 
@@ -51,18 +51,12 @@ class PseudoLabel(Classifier):
     """
 
     def __init__(self, ctx: ObjectiveContext, *, relation: RelationSpec = "confidence",
-                 loss: Literal["hard", "soft"] = "hard", unlabeled_ratio: float = 7.0,
-                 unlabeled_weight: float = 1.0, rampup_steps: int = 0, weak: WeakView = "weak",
-                 strong: StrongView = "strong", augment_labeled: bool = True, head_hidden: Optional[int] = None):
+                 loss: Literal["hard", "soft"] = "hard", unlabeled_ratio: Positive = 7.0,
+                 unlabeled_weight: NonNegative = 1.0, rampup_steps: NonNegativeInt = 0, weak: WeakView = "weak",
+                 strong: StrongView = "strong", augment_labeled: bool = True, head_hidden: Optional[Count] = None):
         super().__init__()
         if not ctx.info.num_classes:
             raise ConfigError(f"{ctx.path}.name", f"dataset '{ctx.info.name}' has no class labels to learn")
-        if unlabeled_ratio <= 0:
-            raise ConfigError(f"{ctx.path}.unlabeled_ratio", f"must be positive, got {unlabeled_ratio}")
-        if unlabeled_weight < 0:
-            raise ConfigError(f"{ctx.path}.unlabeled_weight", f"must be non-negative, got {unlabeled_weight}")
-        if rampup_steps < 0:
-            raise ConfigError(f"{ctx.path}.rampup_steps", f"must be non-negative, got {rampup_steps}")
         self.path, self.loss_kind = ctx.path, loss
         self.mu, self.lambda_u, self.rampup_steps = unlabeled_ratio, unlabeled_weight, rampup_steps
         self.views, self.augment_labeled = (weak, strong), augment_labeled
