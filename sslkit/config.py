@@ -15,7 +15,7 @@ import yaml
 
 from .errors import ConfigError
 from .registry import import_user_modules
-from .schema import Part, Range, check_dataclass
+from .schema import Part, Range, check_dataclass, check_value
 
 
 @dataclass
@@ -97,6 +97,9 @@ def load_yaml(path) -> dict:
         raise ConfigError(str(path), "the recipe names no data and no objective (the file is empty)")
     if not isinstance(data, dict):
         raise ConfigError(str(path), f"a recipe must be a mapping of keys, got {type(data).__name__}")
+    if not any(k in data for k in ("data", "objectives", "stages")):
+        raise ConfigError(str(path), "the recipe names no data and no objective (add `data:` and `objectives:`; "
+                                     "see recipes/ for examples)")
     return data
 
 
@@ -169,11 +172,10 @@ def resolve(cfg: dict) -> dict:
     """Check a raw recipe against the schema and every part's signature; return it with defaults filled."""
     if not isinstance(cfg, dict):
         raise ConfigError("", "a recipe must be a mapping")
-    imports = cfg.get("imports") or []
-    if isinstance(imports, list):
-        import_user_modules(imports)
-    if not any(cfg.get(k) for k in ("data", "objectives", "stages")):  # e.g. an empty file: not a silent default run
-        raise ConfigError("", "the recipe names no data and no objective (give at least `data:` or `objectives:`)")
+    # imported before the rest is checked: the modules register the parts the rest may name
+    import_user_modules(check_value(cfg.get("imports") or [], list[str], "imports"))
+    if not cfg:  # not a silent run of the defaults
+        raise ConfigError("", "the recipe names no data and no objective")
     resolved = check_dataclass(cfg, Recipe, "")
     if not resolved["objectives"]:
         raise ConfigError("objectives", "at least one objective is required")

@@ -188,5 +188,5 @@ def import_user_modules(modules: list[str], path: str = "imports") -> None:
     for i, module in enumerate(modules):
         try:
             importlib.import_module(module)
-        except ImportError as exc:
+        except (ImportError, ValueError) as exc:  # ValueError: an empty or relative name
             raise ConfigError(f"{path}[{i}]", f"cannot import module '{module}': {exc}") from None

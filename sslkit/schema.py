@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -62,6 +63,8 @@ class Range:
         return "any number"
 
     def contains(self, value) -> bool:
+        if not math.isfinite(value):  # nan passes every comparison; inf is never a meaningful setting
+            return False
         if self.min is not None and (value <= self.min if self.min_open else value < self.min):
             return False
         if self.max is not None and (value >= self.max if self.max_open else value > self.max):

@@ -10,6 +10,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+try:  # hypothesis keeps its example database and caches in ./.hypothesis: not in the repository
+    from hypothesis import settings
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(tempfile.mkdtemp(prefix="sslkit-hypothesis-"))
+    settings.register_profile("sslkit", database=None)
+    settings.load_profile("sslkit")
+except ImportError:
+    pass
 RECIPES = ROOT / "recipes"
 # tiny runs: a few steps, no progress bar
 SMOKE = {"trainer.max_steps": 3, "trainer.progress": False}

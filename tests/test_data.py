@@ -39,7 +39,7 @@ def test_labels_per_class_hides_the_rest():
     assert len(d.labeled) == 50
 
 
-@pytest.mark.parametrize("lpc,msg", [(0, "at least 1"), (500, "has only")])
+@pytest.mark.parametrize("lpc,msg", [(0, "must be >= 1, got 0"), (500, "has only")])
 def test_labels_per_class_errors(lpc, msg):
     with pytest.raises(ConfigError, match=msg) as err:
         data_of({"name": "digits", "labels_per_class": lpc})

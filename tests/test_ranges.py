@@ -94,8 +94,12 @@ def test_empty_recipe_is_refused(tmp_path):
         proc = sslkit_cli(cmd, empty)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr == f"error: {empty}: the recipe names no data and no objective (the file is empty)\n"
+    seed_only = tmp_path / "seed.yaml"
+    seed_only.write_text("seed: 3\n")
     with pytest.raises(ConfigError, match="names no data and no objective"):
-        config.resolve({"seed": 3})
+        config.load_yaml(seed_only)
+    with pytest.raises(ConfigError, match="names no data and no objective"):
+        config.resolve({})
 
 
 def test_describe_shows_the_range():
