@@ -42,6 +42,8 @@ def run(recipe, overrides, out, overwrite, resume, stage):
     if result.already_finished:
         click.echo(f"{result.run_dir} is already finished (step {result.metrics.get('step', '?')}); nothing was "
                    f"changed. To train longer, add --set trainer.max_steps=N.", err=True)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     if result.run_dir is not None:
         shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
         click.echo(json.dumps(shown, indent=2))

@@ -6,8 +6,9 @@ evaluation), ``metrics.json`` (final flat metrics), ``checkpoints/last.pt`` and 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
@@ -33,6 +34,25 @@ class RunResult:
     metrics: dict
     run_dir: Optional[Path]
     already_finished: bool = False  # a --resume of a finished run: nothing was trained or written
+    notes: list = field(default_factory=list)  # one-line remarks for the end-of-run summary (stderr)
+
+
+def busy_machine_note(train_time_s: float, threads: Optional[int] = None, load: Optional[float] = None,
+                      cores: Optional[int] = None) -> Optional[str]:
+    """A one-line note when a run was probably much slower than it could have been: other work kept
+    more processes runnable than there are cores (1-minute load average) while torch ran a thread per
+    core, so its threads waited on each other (measured 2-10x on tiny models; BENCHMARKS.md)."""
+    threads = torch.get_num_threads() if threads is None else threads
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # not available on this platform
+            return None
+    if train_time_s < 1.0 or threads < cores or threads == 1 or load <= cores:
+        return None
+    return (f"the machine was busy (load average {load:.1f} on {cores} cores) while torch used {threads} threads; "
+            f"on a busy machine --set trainer.threads=1 is often several times faster")
 
 
 def seed_everything(seed: int) -> None:
@@ -213,7 +233,8 @@ def run(recipe: Union[str, Path, dict, None] = None, overrides=None, out=None, r
         with run_folder.RunLock(run_dir) if main else contextlib.nullcontext():
             metrics = _train(cfg, run_dir, resuming, device)
         finished_before = bool(metrics.pop("already_finished", False))
-        return RunResult(metrics, run_dir, finished_before)
+        note = None if finished_before else busy_machine_note(metrics.get("train_time_s", 0.0))
+        return RunResult(metrics, run_dir, finished_before, [note] if note else [])
     finally:
         distributed.shutdown()
 
@@ -273,7 +294,8 @@ def _train_stages(stages, names, top, resuming, only, device) -> RunResult:
     metrics["status"] = "finished"
     if main and (trained or not run_folder.is_finished(top)):
         run_folder.write_metrics(top, metrics)
-    return RunResult(metrics, top if main else None, not trained)
+    note = trained and busy_machine_note(sum(v for k, v in metrics.items() if k.endswith("/train_time_s")))
+    return RunResult(metrics, top if main else None, not trained, [note] if note else [])
 
 
 def validate(recipe, overrides=()) -> dict:

@@ -106,3 +106,17 @@ def test_describe_shows_the_range():
     proc = sslkit_cli("describe", "confidence")
     assert "threshold: number in [0, 1] = 0.95" in proc.stdout
     assert "temperature: number > 0 = 1.0" in proc.stdout
+
+
+def test_every_default_and_shipped_recipe_is_inside_its_ranges():
+    from sslkit.registry import KINDS, registry
+    from sslkit.stages import resolve_stages
+
+    for kind in KINDS:
+        for name in registry(kind).names():
+            for p in registry(kind).get(name).params.values():
+                if not p.required:
+                    check_value(p.default, p.annotation, f"{kind}/{name}.{p.name}")
+    for path in sorted(RECIPES.glob("*.yaml")):
+        raw = config.load_yaml(path)
+        resolve_stages(raw) if raw.get("stages") else config.resolve(raw)

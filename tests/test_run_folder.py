@@ -186,3 +186,18 @@ def test_pseudo_label_accuracy_counts_only_rows_with_a_known_label(tmp_path):
     # only the drawn rows with a label in the CSV are judged; the empty-label rows (y_true -1) are not
     assert 0 < judged < drawn / 2
     assert res.metrics["pseudo_label_accuracy"] == pytest.approx(correct / judged)
+
+
+def test_busy_machine_note_names_the_setting(tmp_path, monkeypatch):
+    from sslkit.runner import busy_machine_note
+
+    note = busy_machine_note(30.0, threads=2, load=5.7, cores=2)
+    assert note and "load average 5.7 on 2 cores" in note and "trainer.threads=1" in note and "\n" not in note
+    assert busy_machine_note(30.0, threads=1, load=5.7, cores=2) is None  # already one thread
+    assert busy_machine_note(30.0, threads=2, load=1.5, cores=2) is None  # a quiet machine
+    assert busy_machine_note(0.2, threads=2, load=9.0, cores=2) is None  # too short to matter
+    # the end-of-run summary carries it (train_time_s of the run passed in)
+    seen = []
+    monkeypatch.setattr("sslkit.runner.busy_machine_note", lambda t: seen.append(t) or "busy")
+    res = sslkit.run(RECIPE, overrides=TINY, out=tmp_path / "r")
+    assert res.notes == ["busy"] and seen == [res.metrics["train_time_s"]]

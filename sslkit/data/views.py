@@ -133,7 +133,7 @@ class Strong(_ModalityView):
     disable). noise: tabular jitter std. mask_prob: text masking rate.
     """
 
-    def __init__(self, info: DataInfo, *, magnitude: NonNegative = 1.0, shift: NonNegative = 0.125, flip: bool = False,
+    def __init__(self, info: DataInfo, *, magnitude: Probability = 1.0, shift: NonNegative = 0.125, flip: bool = False,
                  cutout: Probability = 0.375, noise: NonNegative = 0.2, mask_prob: Probability = 0.3):
         super().__init__(info)
         self.magnitude, self.shift, self.flip, self.cut = magnitude, shift, flip, cutout

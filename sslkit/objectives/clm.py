@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
-from ..schema import Count, Positive, PositiveProbability
+from ..schema import Count, NonNegativeInt, Positive, PositiveProbability
 from ..text.generate import generate
 from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_encoder, token_loss
 from .base import ObjectiveContext, Objective, Output, batched
@@ -32,7 +32,7 @@ class CausalLM(Objective):
     the sampling settings for those samples.
     """
 
-    def __init__(self, ctx: ObjectiveContext, *, sample_tokens: Count = 64, temperature: Positive = 0.8,
+    def __init__(self, ctx: ObjectiveContext, *, sample_tokens: NonNegativeInt = 64, temperature: Positive = 0.8,
                  top_k: Optional[Count] = 40, top_p: Optional[PositiveProbability] = 0.95):
         super().__init__()
         enc = token_encoder(ctx.encoder, ctx.path, "clm")
