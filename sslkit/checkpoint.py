@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import SSLKitError
+from .errors import ConfigError
 
 
 def save(state: dict, path) -> None:
@@ -30,12 +30,12 @@ def save(state: dict, path) -> None:
 def load(path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
-        raise SSLKitError(f"{path}: checkpoint not found")
+        raise ConfigError("", f"checkpoint {path} not found.")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:
-        raise SSLKitError(f"{path}: cannot read checkpoint (corrupt or not an sslkit checkpoint): "
-                          f"{str(exc).splitlines()[0][:200]}") from None
+    except Exception:  # torch's own message is long and often cut; one sentence that names the file
+        raise ConfigError("", f"cannot read checkpoint {path}: the file is truncated or corrupt, or it is "
+                              f"not an sslkit checkpoint.") from None
     if not isinstance(state, dict) or "model" not in state:
-        raise SSLKitError(f"{path}: not an sslkit checkpoint (no 'model' entry)")
+        raise ConfigError("", f"cannot read checkpoint {path}: it is not an sslkit checkpoint (no 'model' entry).")
     return state

@@ -25,17 +25,25 @@ def main():
 @click.argument("recipe", required=False, type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe key, e.g. --set trainer.max_steps=5 (repeatable).")
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<recipe>-<time>).")
-@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run folder (default runs/<recipe>-<time>); an existing run there is refused.")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in the --out folder.")
+@click.option("--resume", type=click.Path(file_okay=False),
+              help="Continue the run in this folder (no RECIPE, no --out).")
 @click.option("--stage", help="In a staged recipe, run only this stage (earlier stages' folders must exist).")
-def run(recipe, overrides, out, resume, stage):
+def run(recipe, overrides, out, overwrite, resume, stage):
     """Train RECIPE and write a run folder."""
     from .runner import run as run_recipe
 
     try:
-        result = run_recipe(recipe, list(overrides), out=out, resume=resume, stage=stage)
+        result = run_recipe(recipe, list(overrides), out=out, resume=resume, stage=stage, overwrite=overwrite)
     except SSLKitError as exc:
         _fail(exc)
+    if result.already_finished:
+        click.echo(f"{result.run_dir} is already finished (step {result.metrics.get('step', '?')}); nothing was "
+                   f"changed. To train longer, add --set trainer.max_steps=N.", err=True)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     if result.run_dir is not None:
         shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
         click.echo(json.dumps(shown, indent=2))

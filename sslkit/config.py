@@ -15,19 +15,19 @@ import yaml
 
 from .errors import ConfigError
 from .registry import import_user_modules
-from .schema import Part, check_dataclass
+from .schema import Part, Range, check_dataclass, check_value
 
 
 @dataclass
 class DataCommon:
     """Keys every dataset accepts, handled by the framework rather than the dataset."""
 
-    labels_per_class: Optional[int] = None  # keep this many labels per class, hide the rest (semi-supervised)
-    test_size: float = 0.25  # stratified test fraction, for datasets without a fixed split
-    annotators: Optional[int] = None  # K simulated annotators per training row (weak supervision; see data/annotators.py)
-    annotator_accuracy: float = 0.7  # probability that an annotator's label is the true class
+    labels_per_class: Optional[Annotated[int, Range(1)]] = None  # keep this many labels per class, hide the rest (semi-supervised)
+    test_size: Annotated[float, Range(0, 1, min_open=True, max_open=True)] = 0.25  # stratified test fraction, for datasets without a fixed split
+    annotators: Optional[Annotated[int, Range(1)]] = None  # K simulated annotators per training row (weak supervision; see data/annotators.py)
+    annotator_accuracy: Annotated[float, Range(0, 1)] = 0.7  # probability that an annotator's label is the true class
     annotator_noise: Literal["uniform", "class_confusing"] = "uniform"  # how wrong labels are drawn
-    annotator_missing_rate: float = 0.0  # probability that an annotator skipped a row (label -1)
+    annotator_missing_rate: Annotated[float, Range(0, 1, max_open=True)] = 0.0  # probability that an annotator skipped a row (label -1)
 
 
 @dataclass
@@ -41,32 +41,32 @@ class EncoderCommon:
 class ObjectiveCommon:
     """Keys every objective accepts."""
 
-    weight: float = 1.0  # w_k in  sum_k w_k * L_k + lambda * Omega
+    weight: Annotated[float, Range(0)] = 1.0  # w_k in  sum_k w_k * L_k + lambda * Omega
     optimizers: dict = field(default_factory=dict)  # per-player optimizer overrides, e.g. {generator: {lr: 2e-4}}
 
 
 @dataclass
 class RegularizerCommon:
-    weight: float = 1e-4  # lambda in  lambda * Omega(theta)
+    weight: Annotated[float, Range(0)] = 1e-4  # lambda in  lambda * Omega(theta)
 
 
 @dataclass
 class TrainerConfig:
-    epochs: int = 10
-    max_steps: Optional[int] = None  # caps any run (smoke tests)
-    batch_size: int = 64  # global batch, split across DDP ranks
+    epochs: Annotated[int, Range(1)] = 10
+    max_steps: Optional[Annotated[int, Range(1)]] = None  # caps any run (smoke tests)
+    batch_size: Annotated[int, Range(1)] = 64  # global batch, split across DDP ranks
     optimizer: Annotated[dict, Part("optimizers", default="adamw")] = field(
         default_factory=lambda: {"name": "adamw", "lr": 1e-3})
     scheduler: Annotated[dict, Part("schedulers", default="constant")] = field(
         default_factory=lambda: {"name": "constant"})
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
-    grad_clip: Optional[float] = None  # max global grad norm
-    eval_every: Optional[int] = None  # steps between evaluations; null: once per epoch
-    log_every: int = 10
-    checkpoint_every: Optional[int] = None  # steps between checkpoints; null: once per epoch
+    grad_clip: Optional[Annotated[float, Range(0, None, min_open=True)]] = None  # max global grad norm
+    eval_every: Optional[Annotated[int, Range(1)]] = None  # steps between evaluations; null: once per epoch
+    log_every: Annotated[int, Range(1)] = 10
+    checkpoint_every: Optional[Annotated[int, Range(1)]] = None  # steps between checkpoints; null: once per epoch
     progress: bool = True
-    threads: Optional[int] = None  # torch CPU threads (null: torch's default); 1 is often faster on a busy machine
+    threads: Optional[Annotated[int, Range(1)]] = None  # torch CPU threads (null: torch's default); 1 is often faster on a busy machine
 
 
 @dataclass
@@ -93,10 +93,13 @@ def load_yaml(path) -> dict:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(str(path), f"malformed YAML{where}: {problem}") from None
-    if data is None:
-        data = {}
+    if not data:  # an empty file would otherwise silently train the defaults
+        raise ConfigError(str(path), "the recipe names no data and no objective (the file is empty)")
     if not isinstance(data, dict):
         raise ConfigError(str(path), f"a recipe must be a mapping of keys, got {type(data).__name__}")
+    if not any(k in data for k in ("data", "objectives", "stages")):
+        raise ConfigError(str(path), "the recipe names no data and no objective (add `data:` and `objectives:`; "
+                                     "see recipes/ for examples)")
     return data
 
 
@@ -169,9 +172,10 @@ def resolve(cfg: dict) -> dict:
     """Check a raw recipe against the schema and every part's signature; return it with defaults filled."""
     if not isinstance(cfg, dict):
         raise ConfigError("", "a recipe must be a mapping")
-    imports = cfg.get("imports") or []
-    if isinstance(imports, list):
-        import_user_modules(imports)
+    # imported before the rest is checked: the modules register the parts the rest may name
+    import_user_modules(check_value(cfg.get("imports") or [], list[str], "imports"))
+    if not cfg:  # not a silent run of the defaults
+        raise ConfigError("", "the recipe names no data and no objective")
     resolved = check_dataclass(cfg, Recipe, "")
     if not resolved["objectives"]:
         raise ConfigError("objectives", "at least one objective is required")

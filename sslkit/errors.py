@@ -26,9 +26,14 @@ class TrainingError(SSLKitError):
 
 
 class Interrupted(SSLKitError):
-    """The run was stopped by a signal after writing a checkpoint."""
+    """The run was stopped by a signal after writing a checkpoint; the exit code is the shell's
+    ``128 + signal number`` (130 for SIGINT, 143 for SIGTERM)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, signum: int = 2):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
 
 
 def did_you_mean(word: str, choices) -> str:

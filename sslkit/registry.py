@@ -65,7 +65,7 @@ class Entry:
         return inspect.getdoc(self.target) or ""
 
 
-def _signature_params(target: Callable, injected: tuple[str, ...] | None):
+def _signature_params(target: Callable, injected: tuple[str, ...] | None, ranges: dict | None = None):
     fn = target.__init__ if inspect.isclass(target) else target
     sig = inspect.signature(fn)
     try:
@@ -89,7 +89,10 @@ def _signature_params(target: Callable, injected: tuple[str, ...] | None):
         if framework_supplied:
             auto_injected.append(name)
             continue
-        params[name] = Param(name, hints.get(name, Any), p.default)
+        annotation = hints.get(name, Any)
+        if ranges and name in ranges:  # a third-party signature (e.g. torch's optimizers) gets its range here
+            annotation = typing.Annotated[annotation, ranges[name]]
+        params[name] = Param(name, annotation, p.default)
     return params, tuple(auto_injected), extra
 
 
@@ -100,10 +103,13 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def add(self, name: str, target: Callable, injected: tuple[str, ...] | None = None) -> Callable:
+    def add(self, name: str, target: Callable, injected: tuple[str, ...] | None = None,
+            ranges: dict | None = None) -> Callable:
+        """Register ``target``; ``ranges`` maps parameter names to a ``schema.Range`` for callables
+        whose signature cannot carry one (third-party classes)."""
         if name in self._entries and self._entries[name].target is not target:
             raise ValueError(f"{self.kind} '{name}' is already registered by {self._entries[name].target!r}")
-        params, auto_injected, extra = _signature_params(target, injected)
+        params, auto_injected, extra = _signature_params(target, injected, ranges)
         self._entries[name] = Entry(self.kind, name, target, auto_injected, params, extra)
         return target
 
@@ -182,5 +188,5 @@ def import_user_modules(modules: list[str], path: str = "imports") -> None:
     for i, module in enumerate(modules):
         try:
             importlib.import_module(module)
-        except ImportError as exc:
+        except (ImportError, ValueError) as exc:  # ValueError: an empty or relative name
             raise ConfigError(f"{path}[{i}]", f"cannot import module '{module}': {exc}") from None

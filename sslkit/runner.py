@@ -5,21 +5,21 @@ evaluation), ``metrics.json`` (final flat metrics), ``checkpoints/last.pt`` and 
 """
 from __future__ import annotations
 
-import json
+import contextlib
+import os
 import random
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 import torch
 
-from . import checkpoint, config, distributed
+from . import checkpoint, config, distributed, run_folder
 from .config import DataCommon, EncoderCommon, ObjectiveCommon, RegularizerCommon
 from .data import DataBundle, prepare
 from .encoders.capabilities import check_requirements
-from .errors import ConfigError, SSLKitError
+from .errors import ConfigError, Interrupted, SSLKitError
 from .model import SSLModel
 from .objectives.base import ObjectiveContext
 from .plots import save_curves
@@ -34,6 +34,26 @@ class RunResult:
 
     metrics: dict
     run_dir: Optional[Path]
+    already_finished: bool = False  # a --resume of a finished run: nothing was trained or written
+    notes: list = field(default_factory=list)  # one-line remarks for the end-of-run summary (stderr)
+
+
+def busy_machine_note(train_time_s: float, threads: Optional[int] = None, load: Optional[float] = None,
+                      cores: Optional[int] = None) -> Optional[str]:
+    """A one-line note when a run was probably much slower than it could have been: other work kept
+    more processes runnable than there are cores (1-minute load average) while torch ran a thread per
+    core, so its threads waited on each other (measured 2-10x on tiny models; BENCHMARKS.md)."""
+    threads = torch.get_num_threads() if threads is None else threads
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # not available on this platform
+            return None
+    if train_time_s < 1.0 or threads < cores or threads == 1 or load <= cores:
+        return None
+    return (f"the machine was busy (load average {load:.1f} on {cores} cores) while torch used {threads} threads; "
+            f"on a busy machine --set trainer.threads=1 is often several times faster")
 
 
 def seed_everything(seed: int) -> None:
@@ -89,11 +109,10 @@ def build_model(cfg: dict, data: DataBundle, stages: Optional[dict] = None) -> S
     return SSLModel(encoder, objectives, names, weights, reg, reg_weight)
 
 
-def _run_dir(cfg_source: str, out: Optional[Union[str, Path]]) -> Path:
+def _run_dir(cfg_source, out: Optional[Union[str, Path]]) -> Path:
     if out is not None:
         return Path(out)
-    stem = Path(cfg_source).stem if cfg_source else "run"
-    return Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return run_folder.default_run_dir(Path(cfg_source).stem if isinstance(cfg_source, (str, Path)) else "run")
 
 
 def load_run(run_dir, device="cpu"):
@@ -110,61 +129,120 @@ def load_run(run_dir, device="cpu"):
     return cfg, data, model.to(device).eval()
 
 
-def _train(cfg: dict, run_dir: Optional[Path], state: Optional[dict], device, stages: Optional[dict] = None) -> dict:
-    """Train one resolved recipe into ``run_dir`` (rank 0) and return its final metrics."""
+# Keys a --set may change on --resume: they change neither the math of the steps already taken nor
+# (with the step-budget check in Trainer.load_state) that of the steps to come, so a resumed run
+# still ends where an uninterrupted run with the same settings would.
+RESUME_KEYS = ("trainer.max_steps", "trainer.epochs", "trainer.progress", "trainer.log_every",
+               "trainer.checkpoint_every", "trainer.threads")
+
+
+def _check_resume_overrides(overrides) -> None:
+    items = overrides if isinstance(overrides, dict) else dict(config.parse_override(s) for s in overrides)
+    for key in items:
+        if key not in RESUME_KEYS:
+            raise ConfigError(f"--set {key}", f"cannot be changed on --resume (it would make the continued run differ "
+                                              f"from the run so far); keys that may change: {', '.join(RESUME_KEYS)}")
+
+
+def _train(cfg: dict, run_dir: Optional[Path], resume: bool, device, stages: Optional[dict] = None) -> dict:
+    """Train one resolved recipe into ``run_dir`` (rank 0; continuing its checkpoint if ``resume``) and
+    return its final metrics. ``metrics.json`` gets ``status``: finished, failed (with the error) or
+    interrupted."""
     main = distributed.is_main()
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(config.dump(cfg))
-    if cfg["trainer"]["threads"]:
-        torch.set_num_threads(cfg["trainer"]["threads"])
-    seed_everything(cfg["seed"])
-    data = build_data(cfg)
-    model = build_model(cfg, data, stages=stages)
-    trainer = Trainer(cfg, data, model, device, run_dir if main else None)
-    metrics = trainer.fit(resume=state)
+    ck = run_dir / "checkpoints" / "last.pt" if run_dir is not None else None
+    # a run killed before its first checkpoint starts over; a torn checkpoint is an error
+    state = checkpoint.load(ck) if resume and ck is not None and ck.exists() else None
+    try:
+        if main and not resume:
+            (run_dir / "config.yaml").write_text(config.dump(cfg))
+        if cfg["trainer"]["threads"]:
+            torch.set_num_threads(cfg["trainer"]["threads"])
+        seed_everything(cfg["seed"])
+        data = build_data(cfg)
+        model = build_model(cfg, data, stages=stages)
+        trainer = Trainer(cfg, data, model, device, run_dir if main else None)
+        if state is not None and main and run_folder.is_finished(run_dir) and state["step"] >= trainer.total_steps:
+            return {**run_folder.read_metrics(run_dir), "already_finished": True}
+        if main and resume:  # with the keys --set changed, so the next resume keeps them
+            (run_dir / "config.yaml").write_text(config.dump(cfg))
+            run_folder.cut_log(run_dir, state["step"] if state is not None else 0)
+        metrics = trainer.fit(resume=state)
+    except Interrupted as exc:
+        if main:
+            run_folder.mark_failed(run_dir, exc, status="interrupted")
+        raise
+    except Exception as exc:
+        if main:
+            run_folder.mark_failed(run_dir, exc)
+        raise
+    metrics["status"] = "finished"
     if main:
         save_curves(trainer.history, run_dir / "curves.png")
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        run_folder.write_metrics(run_dir, metrics)
     return metrics
 
 
-def run(recipe: Union[str, Path, dict, None] = None, overrides=None, out=None, resume=None,
-        stage: Optional[str] = None) -> RunResult:
-    """Train a recipe (a YAML path or a dict) with optional ``overrides`` (``{"trainer.max_steps": 5}``
-    or ``["trainer.max_steps=5"]``). ``resume`` is a run folder to continue from its last checkpoint.
-    A recipe with ``stages:`` runs its stages in order (``stage`` picks one). Returns a :class:`RunResult`."""
-    overrides = overrides or {}
+def _resolve_target(recipe, out, resume, overwrite, stage):
+    """Check the combination of arguments; return ``(raw recipe, run folder or None)``."""
     if resume is not None:
         resume = Path(resume)
-        if not (resume / "config.yaml").is_file():
+        if recipe is not None:
+            raise ConfigError("--resume", "cannot be combined with a RECIPE: the run folder's config.yaml is the "
+                                          "recipe (use --set for the keys that may change)")
+        if out is not None and Path(out) != resume:
+            raise ConfigError("--resume", "cannot be combined with --out: a resumed run continues in its own folder")
+        if overwrite:
+            raise ConfigError("--resume", "cannot be combined with --overwrite: choose one")
+        if not run_folder.is_run_folder(resume):
             raise ConfigError("--resume", f"{resume} is not a run folder (no config.yaml)")
-        raw, out = config.load_yaml(resume / "config.yaml"), resume
-    elif isinstance(recipe, dict):
-        raw = recipe
-    elif recipe is not None:
-        raw = config.load_yaml(recipe)
-    else:
-        raise ConfigError("recipe", "give a recipe file or --resume RUN_DIR")
+        return config.load_yaml(resume / "config.yaml"), resume
+    if isinstance(recipe, dict):
+        return recipe, None if out is None else Path(out)
+    if recipe is not None:
+        return config.load_yaml(recipe), None if out is None else Path(out)
+    raise ConfigError("recipe", "give a recipe file or --resume RUN_DIR")
+
+
+def run(recipe: Union[str, Path, dict, None] = None, overrides=None, out=None, resume=None,
+        stage: Optional[str] = None, overwrite: bool = False) -> RunResult:
+    """Train a recipe (a YAML path or a dict) with optional ``overrides`` (``{"trainer.max_steps": 5}``
+    or ``["trainer.max_steps=5"]``) into ``out`` (default ``runs/<recipe>-<time>`` under the current
+    folder). An existing run in ``out`` is refused unless ``overwrite``. ``resume`` is a run folder to
+    continue from its last checkpoint (only :data:`RESUME_KEYS` may be overridden). A recipe with
+    ``stages:`` runs its stages in order (``stage`` picks one). Returns a :class:`RunResult`."""
+    overrides = overrides or {}
+    raw, target = _resolve_target(recipe, out, resume, overwrite, stage)
+    resuming = resume is not None
+    if resuming:
+        _check_resume_overrides(overrides)
     if raw.get("stages"):
-        return _run_stages(raw, overrides, recipe, out, resume, stage)
+        return _run_stages(raw, overrides, recipe, target, resuming, stage, overwrite)
     if stage is not None:
         raise ConfigError("--stage", "this recipe has no stages")
     cfg = config.resolve(config.apply_overrides(raw, overrides))
-    state = checkpoint.load(resume / "checkpoints" / "last.pt") if resume is not None else None
     device = resolve_device(cfg["trainer"]["device"])
     distributed.init(device)
     try:
         main = distributed.is_main()
-        run_dir = distributed.broadcast(str(_run_dir(recipe if isinstance(recipe, (str, Path)) else "", out))
-                                        if main else None)
+        run_dir = None
+        if main:
+            run_dir = _run_dir(recipe, target)
+            if not resuming:
+                run_folder.prepare_new(run_dir, overwrite)
+        run_dir = distributed.broadcast(str(run_dir) if main else None)
         run_dir = Path(run_dir) if main else None
-        return RunResult(_train(cfg, run_dir, state, device), run_dir)
+        with run_folder.RunLock(run_dir) if main else contextlib.nullcontext():
+            metrics = _train(cfg, run_dir, resuming, device)
+        finished_before = bool(metrics.pop("already_finished", False))
+        note = None if finished_before else busy_machine_note(metrics.get("train_time_s", 0.0))
+        return RunResult(metrics, run_dir, finished_before, [note] if note else [])
     finally:
         distributed.shutdown()
 
 
-def _run_stages(raw, overrides, recipe, out, resume, only) -> RunResult:
+def _run_stages(raw, overrides, recipe, target, resuming, only, overwrite) -> RunResult:
     """Run a staged recipe: each stage into ``<run>/<stage>/``; stages that finished are skipped on
     ``--resume``; the top-level ``metrics.json`` holds every stage's metrics as ``stage/metric``."""
     from .stages import resolve_stages
@@ -179,34 +257,48 @@ def _run_stages(raw, overrides, recipe, out, resume, only) -> RunResult:
     distributed.init(device)
     try:
         main = distributed.is_main()
-        top = Path(distributed.broadcast(str(_run_dir(recipe if isinstance(recipe, (str, Path)) else "", out))
-                                         if main else None))
+        top = None
         if main:
-            top.mkdir(parents=True, exist_ok=True)
-            # every stage fully resolved (overrides included), so --resume reruns exactly this pipeline
-            resolved = {n: {**cfg, "stages": None, **({"from": src} if src else {})} for n, (cfg, src) in stages.items()}
-            (top / "config.yaml").write_text(config.dump({"stages": resolved}))
-        metrics, dirs = {}, {name: top / name for name in names}
-        for name in names:
-            cfg, source = stages[name]
-            if source:
-                cfg["encoder"]["init_from"] = str(dirs[source])
-            done = (dirs[name] / "metrics.json").is_file()
-            if only is not None and name != only:
-                continue
-            if done and resume is not None:
-                stage_metrics = json.loads((dirs[name] / "metrics.json").read_text())
-            else:
-                ck = dirs[name] / "checkpoints" / "last.pt"
-                state = checkpoint.load(ck) if resume is not None and ck.is_file() else None
-                earlier = {n: dirs[n] for n in names[:names.index(name)]}
-                stage_metrics = _train(cfg, dirs[name], state, device, earlier)
-            metrics.update({f"{name}/{k}": v for k, v in stage_metrics.items()})
-        if main:
-            (top / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        return RunResult(metrics, top if main else None)
+            top = _run_dir(recipe, target)
+            if only is not None and not resuming:  # one stage of an existing pipeline folder
+                run_folder.prepare_new(top / only, overwrite, option="--stage")
+            elif not resuming:
+                run_folder.prepare_new(top, overwrite)
+        top = Path(distributed.broadcast(str(top) if main else None))
+        with run_folder.RunLock(top) if main else contextlib.nullcontext():
+            return _train_stages(stages, names, top, resuming, only, device)
     finally:
         distributed.shutdown()
+
+
+def _train_stages(stages, names, top, resuming, only, device) -> RunResult:
+    main = distributed.is_main()
+    if main:
+        top.mkdir(parents=True, exist_ok=True)
+        # every stage fully resolved (overrides included), so --resume reruns exactly this pipeline
+        resolved = {n: {**cfg, "stages": None, **({"from": src} if src else {})} for n, (cfg, src) in stages.items()}
+        (top / "config.yaml").write_text(config.dump({"stages": resolved}))
+    metrics, dirs, trained = {}, {name: top / name for name in names}, False
+    for name in names:
+        cfg, source = stages[name]
+        if source:
+            cfg["encoder"]["init_from"] = str(dirs[source])
+        if only is not None and name != only:
+            continue
+        try:
+            stage_metrics = _train(cfg, dirs[name], resuming, device, {n: dirs[n] for n in names[:names.index(name)]})
+        except Exception as exc:
+            if main:
+                run_folder.mark_failed(top, exc, "interrupted" if isinstance(exc, Interrupted) else "failed")
+            raise
+        trained |= not stage_metrics.pop("already_finished", False)
+        stage_metrics.pop("status", None)
+        metrics.update({f"{name}/{k}": v for k, v in stage_metrics.items()})
+    metrics["status"] = "finished"
+    if main and (trained or not run_folder.is_finished(top)):
+        run_folder.write_metrics(top, metrics)
+    note = trained and busy_machine_note(sum(v for k, v in metrics.items() if k.endswith("/train_time_s")))
+    return RunResult(metrics, top if main else None, not trained, [note] if note else [])
 
 
 def validate(recipe, overrides=()) -> dict:

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from .errors import ConfigError, did_you_mean
 from .registry import registry
@@ -30,6 +31,65 @@ class Part:
     default: str | None = None
 
 
+class RangeError(ConfigError):
+    """A value of the right type outside its declared :class:`Range`."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The allowed values of a number, declared where the parameter is declared::
+
+        dropout: Annotated[float, Range(0, 1, max_open=True)] = 0.1     # 0 <= dropout < 1
+        lr: Annotated[float, Range(0, None, min_open=True)] = 1e-3       # lr > 0
+        hidden: list[Annotated[int, Range(1)]] = ...                     # every width >= 1
+
+    ``min``/``max`` are the bounds (None: unbounded); ``min_open``/``max_open`` exclude the bound.
+    Recipe validation checks it with the value's path: ``trainer.batch_size: must be >= 1, got -5``.
+    """
+
+    min: Optional[float] = None
+    max: Optional[float] = None
+    min_open: bool = False
+    max_open: bool = False
+
+    def __str__(self) -> str:
+        lo, hi = self.min, self.max
+        if lo is not None and hi is not None:
+            return f"in {'(' if self.min_open else '['}{lo}, {hi}{')' if self.max_open else ']'}"
+        if lo is not None:
+            return f"{'>' if self.min_open else '>='} {lo}"
+        if hi is not None:
+            return f"{'<' if self.max_open else '<='} {hi}"
+        return "any number"
+
+    def contains(self, value) -> bool:
+        if not math.isfinite(value):  # nan passes every comparison; inf is never a meaningful setting
+            return False
+        if self.min is not None and (value <= self.min if self.min_open else value < self.min):
+            return False
+        if self.max is not None and (value >= self.max if self.max_open else value > self.max):
+            return False
+        return True
+
+    def check(self, value, path: str):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not self.contains(value):
+            raise RangeError(path, f"must be {self}, got {value}")
+        return value
+
+
+# The ranges most parameters need, named so a signature stays one readable line
+# (``k: Count = 10``, ``threshold: Probability = 0.95``); others spell out ``Annotated[..., Range(...)]``.
+Count = Annotated[int, Range(1)]  # sizes, widths, steps between events: >= 1
+NonNegativeInt = Annotated[int, Range(0)]  # e.g. warm-up steps, where 0 means none
+AtLeastTwo = Annotated[int, Range(2)]  # e.g. a sequence length that must hold an input and a target
+Positive = Annotated[float, Range(0, None, min_open=True)]  # temperatures, scales, learning rates
+NonNegative = Annotated[float, Range(0)]  # loss weights and coefficients, where 0 switches a term off
+Probability = Annotated[float, Range(0, 1)]  # probabilities and thresholds on them
+PositiveProbability = Annotated[float, Range(0, 1, min_open=True)]  # (0, 1], e.g. a share or a success rate
+Rate = Annotated[float, Range(0, 1, max_open=True)]  # dropout, momentum/decay of a moving average: [0, 1)
+OpenProbability = Annotated[float, Range(0, 1, min_open=True, max_open=True)]  # (0, 1), e.g. a split fraction
+
+
 def part_name(value) -> str | None:
     return value if isinstance(value, str) else (value or {}).get("name")
 
@@ -42,7 +102,8 @@ def _type_name(annotation) -> str:
                 "list": "list", "tuple": "list"}.get(annotation.__name__, annotation.__name__)
     origin = typing.get_origin(annotation)
     if origin is Annotated:
-        return _type_name(typing.get_args(annotation)[0])
+        base, *meta = typing.get_args(annotation)
+        return " ".join([_type_name(base)] + [str(m) for m in meta if isinstance(m, Range)])
     if origin in (Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(annotation))
     if origin is Literal:
@@ -66,7 +127,11 @@ def check_value(value, annotation, path: str):
         for meta in args[1:]:
             if isinstance(meta, Part):
                 return check_part(value, meta, path)
-        return check_value(value, args[0], path)
+        checked = check_value(value, args[0], path)
+        for meta in args[1:]:
+            if isinstance(meta, Range):
+                meta.check(value, path)  # the value as written (``-1``, not the coerced ``-1.0``)
+        return checked
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -78,8 +143,9 @@ def check_value(value, annotation, path: str):
                 return check_value(value, option, path)
             except ConfigError as exc:
                 errors.append(exc)
-        if len(errors) == 1:
-            raise errors[0]
+        in_type = [e for e in errors if isinstance(e, RangeError)]  # the type fit, the value did not
+        if len(errors) == 1 or in_type:
+            raise (in_type or errors)[0]
         raise ConfigError(path, f"expected {_type_name(annotation)}, got {_describe(value)}")
     if origin is Literal:
         if value in args:

@@ -70,6 +70,8 @@ class Trainer:
         # only objectives that override the no-op hook are called every step
         self._after_step = [o for o in self.model.objectives if type(o).after_step is not Objective.after_step]
         self.step = 0
+        self.train_time_s = 0.0  # training seconds before this process (from the checkpoint)
+        self._segment_start = time.perf_counter()
         self.history: list = []
         self._stop_signal = None
         self._log_file = None
@@ -221,7 +223,7 @@ class Trainer:
         if main and self.run_dir is not None:
             self._log_file = open(self.run_dir / "metrics.jsonl", "a")
         self.model.train()
-        start = last_time = time.perf_counter()
+        start = last_time = self._segment_start = time.perf_counter()
         last_step = self.step
         try:
             while self.step < self.total_steps:
@@ -248,8 +250,9 @@ class Trainer:
                 if self._stop_signal is not None and not done:
                     if main:
                         self.save_checkpoint()
-                    raise Interrupted(f"stopped by {self._stop_signal} at step {self.step}; checkpoint saved"
-                                      + (f". Continue with: sslkit run --resume {self.run_dir}" if self.run_dir else ""))
+                    raise Interrupted(f"stopped by {self._stop_signal.name} at step {self.step}; checkpoint saved"
+                                      + (f". Continue with: sslkit run --resume {self.run_dir}" if self.run_dir else ""),
+                                      self._stop_signal)
         finally:
             self._restore_signals()
             if self._log_file is not None:
@@ -257,7 +260,7 @@ class Trainer:
                 self._log_file = None
             if bar is not None:
                 bar.close()
-        wall = time.perf_counter() - start
+        wall = self.train_time_s + time.perf_counter() - start
         final = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3)}
         train = [r for r in self.history if "loss" in r]
         if train:
@@ -268,9 +271,9 @@ class Trainer:
                                                                          if k.startswith("test_")}})
             for obj in self.model.objectives:
                 final.update(obj.finalize(self.run_dir, self.data, self.model.encoder, self.device) or {})
+        # over the whole run, resumes included (the time lost after the last checkpoint is not counted)
         final["train_time_s"] = round(wall, 3)
-        final["samples_per_s"] = round(self.rows_per_step * max(self.step - (resume or {}).get("step", 0), 0)
-                                       / max(wall, 1e-9), 1)
+        final["samples_per_s"] = round(self.rows_per_step * self.step / max(wall, 1e-9), 1)
         return final
 
     # ---------------------------------------------------------- checkpoints
@@ -281,6 +284,8 @@ class Trainer:
             "schedulers": {p: s.state_dict() for p, s in self.schedulers.items()},
             "streams": {k: s.state_dict() for k, s in self.streams.items()},
             "step": self.step,
+            "total_steps": self.total_steps,
+            "train_time_s": self.train_time_s + time.perf_counter() - self._segment_start,
             "rng": torch.get_rng_state(),
             "history": [json.dumps(r) for r in self.history],
         }
@@ -300,6 +305,13 @@ class Trainer:
         except (KeyError, RuntimeError, ValueError) as exc:
             raise TrainingError(f"checkpoint does not match this recipe: {str(exc).splitlines()[0][:300]}") from None
         self.step = int(state["step"])
+        before = state.get("total_steps", self.total_steps)
+        if before != self.total_steps and self.tcfg["scheduler"]["name"] != "constant" and self.step < self.total_steps:
+            raise ConfigError("trainer.max_steps", f"the run was planned for {before} steps and now for "
+                                                   f"{self.total_steps}; its '{self.tcfg['scheduler']['name']}' "
+                                                   f"schedule depends on the total, so the continued run would not "
+                                                   f"match either plan (a constant schedule may change its budget)")
+        self.train_time_s = float(state.get("train_time_s", 0.0))
         self.history = [json.loads(r) for r in state.get("history", [])]
         torch.set_rng_state(state["rng"])
         if "cuda_rng" in state and self.device.type == "cuda":
@@ -314,7 +326,7 @@ class Trainer:
         self._old_handlers = {}
 
         def handler(signum, frame):
-            self._stop_signal = signal.Signals(signum).name
+            self._stop_signal = signal.Signals(signum)
 
         try:
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -4,11 +4,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+try:  # hypothesis keeps its example database and caches in ./.hypothesis: not in the repository
+    from hypothesis import settings
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(tempfile.mkdtemp(prefix="sslkit-hypothesis-"))
+    settings.register_profile("sslkit", database=None)
+    settings.load_profile("sslkit")
+except ImportError:
+    pass
 RECIPES = ROOT / "recipes"
 # tiny runs: a few steps, no progress bar
 SMOKE = {"trainer.max_steps": 3, "trainer.progress": False}
@@ -22,12 +33,26 @@ def smoke_args(**extra) -> list:
 
 
 def sslkit_cli(*args, cwd=None, timeout=600, env=None) -> subprocess.CompletedProcess:
-    """Run ``python -m sslkit ARGS`` and return the completed process (text output)."""
+    """Run ``python -m sslkit ARGS`` and return the completed process (text output). Without ``cwd``
+    it runs in a fresh temporary folder, so a run without ``--out`` (``runs/<recipe>-<time>``) never
+    lands in the repository; pass recipes as absolute paths (``RECIPES / name``)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "sslkit", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or ROOT, timeout=timeout, env=full_env)
+    with tempfile.TemporaryDirectory(prefix="sslkit-cli-") as tmp:
+        return subprocess.run([sys.executable, "-m", "sslkit", *map(str, args)], capture_output=True, text=True,
+                              cwd=cwd or tmp, timeout=timeout, env=full_env)
 
 
 @pytest.fixture
 def smoke():
     return dict(SMOKE)
+
+
+@pytest.fixture(autouse=True)
+def _runs_outside_the_repository(tmp_path, monkeypatch):
+    """Every test runs in its own temporary folder, so Python-API runs without ``out`` write their
+    default ``runs/...`` folder there; and fails if it left a run folder in the repository anyway."""
+    before = set((ROOT / "runs").glob("*")) if (ROOT / "runs").is_dir() else set()
+    monkeypatch.chdir(tmp_path)
+    yield
+    after = set((ROOT / "runs").glob("*")) if (ROOT / "runs").is_dir() else set()
+    assert not after - before, f"the test wrote into the repository: {sorted(map(str, after - before))}"

@@ -83,11 +83,11 @@ def test_recipe_must_be_mapping(tmp_path):
 
 
 @pytest.mark.parametrize("args,fragment", [
-    (["run", "recipes/supervised_digits.yaml", "--set", "objectives[0].label_smothing=0.1"],
+    (["run", str(RECIPES / "supervised_digits.yaml"), "--set", "objectives[0].label_smothing=0.1"],
      "objectives[0].label_smothing: unknown key for objective 'supervised'; did you mean 'label_smoothing'?"),
     (["run", "no/such/recipe.yaml"], "recipe file not found"),
-    (["run", "recipes/supervised_digits.yaml", "--set", "trainer.max_steps"], "expected KEY=VALUE"),
-    (["validate", "recipes/supervised_digits.yaml", "--set", "data.labels_per_class=1000"],
+    (["run", str(RECIPES / "supervised_digits.yaml"), "--set", "trainer.max_steps"], "expected KEY=VALUE"),
+    (["validate", str(RECIPES / "supervised_digits.yaml"), "--set", "data.labels_per_class=1000"],
      "data.labels_per_class: 1000 labels per class requested"),
     (["describe", "supervized"], "did you mean 'supervised'"),
 ])

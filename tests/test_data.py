@@ -39,7 +39,7 @@ def test_labels_per_class_hides_the_rest():
     assert len(d.labeled) == 50
 
 
-@pytest.mark.parametrize("lpc,msg", [(0, "at least 1"), (500, "has only")])
+@pytest.mark.parametrize("lpc,msg", [(0, "must be >= 1, got 0"), (500, "has only")])
 def test_labels_per_class_errors(lpc, msg):
     with pytest.raises(ConfigError, match=msg) as err:
         data_of({"name": "digits", "labels_per_class": lpc})
@@ -99,6 +99,21 @@ def test_text_files_and_image_folder(tmp_path):
     d = data_of({"name": "image_folder", "root": str(tmp_path / "img"), "image_size": 8})
     batch = d.train.fetch(torch.tensor([0, 1]))
     assert batch["x"].shape == (2, 3, 8, 8) and d.info.class_names == ["a", "b"]
+    # images directly in the root are unlabeled rows (y -1), all kept for training
+    for i in range(5):
+        Image.fromarray(np.full((10, 12, 3), 7 * i, dtype=np.uint8)).save(tmp_path / "img" / f"u{i}.png")
+    d = data_of({"name": "image_folder", "root": str(tmp_path / "img"), "image_size": 8})
+    assert (d.train["y"] == -1).sum() == 5 and len(d.train) + len(d.test) == 13 and (d.test["y"] >= 0).all()
+    # a folder of images without class folders: an unlabeled dataset
+    (tmp_path / "loose").mkdir()
+    for i in range(6):
+        Image.fromarray(np.full((10, 12, 3), 9 * i, dtype=np.uint8)).save(tmp_path / "loose" / f"{i}.jpg")
+    (tmp_path / "loose" / "notes.txt").write_text("not an image")
+    d = data_of({"name": "image_folder", "root": str(tmp_path / "loose"), "image_size": 8, "grayscale": True})
+    assert d.info.num_classes == 0 and len(d.train) + len(d.test) == 6
+    assert d.train.fetch(torch.tensor([0]))["x"].shape == (1, 1, 8, 8)
+    with pytest.raises(ConfigError, match="no images in"):
+        data_of({"name": "image_folder", "root": str(tmp_path / "txt" / "pos")})
 
 
 def test_stream_wraps_resumes_and_shards():

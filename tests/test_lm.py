@@ -50,7 +50,7 @@ def test_corpus_too_small_or_too_short_raises_clearly():
         corpus_examples(["tiny", "text"], 0, {"name": "byte"}, 64, 0.5, "lm", "t")
     with pytest.raises(ValueError, match="at least 2 non-empty"):
         split_documents(["only one", ""], 0.2, 0)
-    with pytest.raises(ConfigError, match="data: dataset 'pydoc_blocks'.*max_length"):
+    with pytest.raises(ConfigError, match=r"^data\.max_length: must be >= 2, got 1$"):
         sslkit.validate(RECIPES / "lm_clm.yaml", ["data.max_length=1"])
 
 

@@ -11,6 +11,8 @@ from sslkit.errors import ConfigError
 from sslkit.objectives import Objective, Output
 from sslkit.registry import register
 
+from conftest import RECIPES
+
 
 @register("objectives", "test_two_players")
 class TwoPlayers(Objective):
@@ -39,7 +41,7 @@ def test_players_step_in_order_with_their_own_optimizers(tmp_path):
                             "optimizers": {"b": {"name": "sgd", "lr": 0.5}}}],
             "trainer.optimizer": {"name": "sgd", "lr": 0.1}, "trainer.max_steps": 1,
             "trainer.progress": False, "encoder.hidden": [8]}
-    res = sslkit.run("recipes/supervised_digits.yaml", overrides=over, out=tmp_path / "r")
+    res = sslkit.run(str(RECIPES / "supervised_digits.yaml"), overrides=over, out=tmp_path / "r")
     state = checkpoint.load(res.run_dir / "checkpoints" / "last.pt")
     # one SGD step each: a = 0 - 0.1 * 2 * (0 - 1) = 0.2 ; b = 0 - 0.5 * 2 * (0 + 1) = -1.0
     assert state["model"]["objectives.0.pa"].item() == pytest.approx(0.2)
@@ -52,7 +54,7 @@ def test_unknown_player_in_optimizers_is_named(tmp_path):
     over = {"objectives": [{"name": "test_two_players", "optimizers": {"c": {"lr": 0.1}}}],
             "trainer.max_steps": 1, "trainer.progress": False}
     with pytest.raises(ConfigError) as err:
-        sslkit.run("recipes/supervised_digits.yaml", overrides=over, out=tmp_path / "r")
+        sslkit.run(str(RECIPES / "supervised_digits.yaml"), overrides=over, out=tmp_path / "r")
     assert err.value.path == "objectives[0].optimizers.c"
 
 
@@ -60,5 +62,5 @@ def test_bad_player_optimizer_key_is_named(tmp_path):
     over = {"objectives": [{"name": "test_two_players", "optimizers": {"b": {"lrr": 0.1}}}],
             "trainer.max_steps": 1, "trainer.progress": False}
     with pytest.raises(ConfigError, match="did you mean 'lr'") as err:
-        sslkit.run("recipes/supervised_digits.yaml", overrides=over, out=tmp_path / "r")
+        sslkit.run(str(RECIPES / "supervised_digits.yaml"), overrides=over, out=tmp_path / "r")
     assert err.value.path == "objectives[0].optimizers.b.lrr"

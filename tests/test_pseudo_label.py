@@ -162,7 +162,7 @@ def test_zero_labels_per_class_is_rejected_by_the_cli():
     proc = sslkit_cli("run", RECIPES / "semi_moons.yaml", "--set", "data.labels_per_class=0",
                       "--set", "trainer.max_steps=1")
     assert proc.returncode == 2
-    assert "data.labels_per_class: must be at least 1" in proc.stderr + proc.stdout
+    assert "data.labels_per_class: must be >= 1, got 0" in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
 
 

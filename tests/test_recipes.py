@@ -5,13 +5,14 @@ import pytest
 
 import sslkit
 
-from conftest import RECIPES, SMOKE
+from conftest import RECIPES, ROOT, SMOKE
 
 ALL = sorted(RECIPES.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
-def test_recipe_runs_at_smoke_size(path, tmp_path):
+def test_recipe_runs_at_smoke_size(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # recipes name their data (examples/own_data/...) relative to the repository root
     sslkit.validate(path)
     res = sslkit.run(path, overrides=dict(SMOKE), out=tmp_path / path.stem)
     assert (res.run_dir / "metrics.json").is_file()

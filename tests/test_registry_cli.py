@@ -6,7 +6,7 @@ import pytest
 from sslkit.errors import ConfigError
 from sslkit.registry import KINDS, find, register, registry
 
-from conftest import sslkit_cli
+from conftest import RECIPES, sslkit_cli
 
 
 def test_core_parts_are_registered():
@@ -57,5 +57,5 @@ def test_cli_list_and_describe():
     assert "hidden: list = [256, 256]" in proc.stdout and "activation" in proc.stdout and "Flatten" in proc.stdout
     proc = sslkit_cli("describe", "optimizers/adamw")
     assert "lr:" in proc.stdout and "weight_decay" in proc.stdout
-    proc = sslkit_cli("validate", "recipes/supervised_digits.yaml")
+    proc = sslkit_cli("validate", str(RECIPES / "supervised_digits.yaml"))
     assert proc.returncode == 0 and "ok" in proc.stdout

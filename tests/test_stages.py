@@ -63,8 +63,10 @@ def test_pipeline_runs_stages_in_order_and_starts_from_earlier_weights(tmp_path)
     cfg, data, model = sslkit.runner.load_run(tmp_path / "p" / "fine")
     assert not torch.equal(pre_state["encoder.net.1.weight"], model.encoder.net[1].weight)  # trained further
     # --stage reruns one stage only, using the earlier stage's folder
+    with pytest.raises(ConfigError, match="already holds a run; pass --overwrite"):
+        sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p", stage="fine")
     (tmp_path / "p" / "fine" / "metrics.json").unlink()
-    sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p", stage="fine")
+    sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p", stage="fine", overwrite=True)
     assert (tmp_path / "p" / "fine" / "metrics.json").is_file()
     with pytest.raises(ConfigError, match="did you mean 'fine'"):
         sslkit.run(STAGED, out=tmp_path / "p", stage="fin")

@@ -129,8 +129,6 @@ def stratified_split(y: np.ndarray, test_size: float, seed: int):
 
 def hide_labels(y: np.ndarray, labels_per_class: int, num_classes: int, seed: int, path: str) -> np.ndarray:
     """Keep ``labels_per_class`` labels per class (chosen with ``seed``), set the others to -1."""
-    if labels_per_class < 1:
-        raise ConfigError(path, f"must be at least 1, got {labels_per_class} (omit it to keep every label)")
     rng = np.random.RandomState(seed)
     kept = np.full_like(y, UNLABELED)
     for c in range(num_classes):
@@ -160,8 +158,6 @@ def prepare(examples: Examples, common: dict, seed: int, path: str = "data") -> 
         train, test = data, TensorData({k: torch.as_tensor(v) if not isinstance(v, LazyColumn) else v
                                         for k, v in examples.test_columns.items()})
     else:
-        if not 0 < common["test_size"] < 1:
-            raise ConfigError(f"{path}.test_size", f"must be in (0, 1), got {common['test_size']}")
         tr, te = stratified_split(y, common["test_size"], seed)
         train, test = data.subset(np.sort(tr)), data.subset(np.sort(te))
     y_train = train.columns["y"].clone()

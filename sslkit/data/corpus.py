@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..registry import register
-from ..schema import build
+from ..schema import AtLeastTwo, OpenProbability, build
 from .base import DataInfo, Examples
 from .text import TokenizerSpec
 
@@ -129,9 +129,9 @@ def corpus_examples(docs: list, seed: int, tokenizer: dict, max_length: int, tes
 
 
 @register("datasets", "pydoc_blocks")
-def pydoc_blocks(seed: int, *, tokenizer: TokenizerSpec = "byte", max_length: int = 64,
-                 layout: Literal["lm", "pairs"] = "lm", test_fraction: float = 0.1,
-                 max_documents: Optional[int] = None):
+def pydoc_blocks(seed: int, *, tokenizer: TokenizerSpec = "byte", max_length: AtLeastTwo = 64,
+                 layout: Literal["lm", "pairs"] = "lm", test_fraction: OpenProbability = 0.1,
+                 max_documents: Optional[AtLeastTwo] = None):
     """Python's help topics as a language-modelling corpus, test documents held out.
 
     tokenizer: a registered tokenizer (fitted on the training documents). max_length: ids per row.

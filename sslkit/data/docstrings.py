@@ -18,6 +18,7 @@ import warnings
 from typing import Literal
 
 from ..registry import register
+from ..schema import Count, NonNegativeInt
 from .text import TokenizerSpec, text_examples
 
 FAMILIES = {
@@ -79,7 +80,7 @@ def _docstrings(module_name: str, min_chars: int, seen: set):
 
 
 @register("datasets", "docstrings")
-def docstrings(seed: int, *, tokenizer: TokenizerSpec = "byte", max_length: int = 128, min_chars: int = 40,
+def docstrings(seed: int, *, tokenizer: TokenizerSpec = "byte", max_length: Count = 128, min_chars: NonNegativeInt = 40,
                unlabeled: Literal["none", "stdlib"] = "none"):
     """Standard-library docstrings labeled by module family (text, math, files, network, concurrency, data).
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 import torch
 
 from ..registry import register
+from ..schema import Count, NonNegative
 from .base import DataInfo, Examples
 
 
 @register("datasets", "moons")
-def moons(seed: int, *, n_samples: int = 1000, noise: float = 0.1, standardize: bool = True) -> Examples:
+def moons(seed: int, *, n_samples: Count = 1000, noise: NonNegative = 0.1, standardize: bool = True) -> Examples:
     """Two-moons points (2 features, 2 classes) from ``sklearn.datasets.make_moons``.
 
     n_samples: number of points. noise: std of Gaussian noise. standardize: zero mean, unit variance features.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..registry import register
+from ..schema import Count, NonNegativeInt
 from .text import TokenizerSpec, text_examples
 
 
@@ -18,7 +19,7 @@ def paragraphs(min_chars: int = 40) -> list:
 
 
 @register("datasets", "pydoc_topics")
-def pydoc_topics(seed: int, *, tokenizer: TokenizerSpec = "byte", max_length: int = 128, min_chars: int = 40):
+def pydoc_topics(seed: int, *, tokenizer: TokenizerSpec = "byte", max_length: Count = 128, min_chars: NonNegativeInt = 40):
     """Paragraphs of Python's built-in help topics (``pydoc_data.topics``) as an unlabeled text corpus.
 
     tokenizer: a registered tokenizer. max_length: ids per paragraph. min_chars: skip shorter paragraphs.

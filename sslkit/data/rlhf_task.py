@@ -33,7 +33,7 @@ import torch
 
 from ..errors import ConfigError
 from ..registry import register
-from ..schema import build
+from ..schema import AtLeastTwo, Count, Probability, build
 from .base import DataInfo, Examples
 from .text import TokenizerSpec
 
@@ -102,8 +102,8 @@ def _pairs(tok, prompts: list, responses: list, max_length: int) -> tuple:
 
 @register("datasets", "rlhf_toy")
 def rlhf_toy(seed: int, *, layout: Literal["corpus", "sft", "rankings", "prompts"] = "sft",
-             tokenizer: TokenizerSpec = "byte", max_length: int = 32, prompts: int = 2000, test_prompts: int = 200,
-             ranked: int = 4, vowel_rate: float = 0.2, min_letters: int = 3, max_letters: int = 8):
+             tokenizer: TokenizerSpec = "byte", max_length: Count = 32, prompts: Count = 2000, test_prompts: Count = 200,
+             ranked: AtLeastTwo = 4, vowel_rate: Probability = 0.2, min_letters: Count = 3, max_letters: Count = 8):
     """The toy RLHF task (see the module docstring); the first ``test_prompts`` prompts are held out.
 
     layout: ``corpus`` (pretraining), ``sft`` (demonstrations), ``rankings`` (K responses per prompt
@@ -114,12 +114,8 @@ def rlhf_toy(seed: int, *, layout: Literal["corpus", "sft", "rankings", "prompts
     """
     if not 0 < test_prompts < prompts:
         raise ConfigError("data.test_prompts", f"must be in (0, prompts={prompts}), got {test_prompts}")
-    if ranked < 2:
-        raise ConfigError("data.ranked", f"a ranking needs at least 2 responses, got {ranked}")
     if not 1 <= min_letters <= max_letters:
         raise ConfigError("data.min_letters", f"need 1 <= min_letters <= max_letters, got {min_letters}, {max_letters}")
-    if not 0 <= vowel_rate <= 1:
-        raise ConfigError("data.vowel_rate", f"must be in [0, 1], got {vowel_rate}")
     tok = build("tokenizers", tokenizer, ["".join(LETTERS) + PROMPT_END + " "], path="data.tokenizer")
     # prompts come from their own random stream, so every layout holds out the same prompts
     words = _words(np.random.RandomState(seed), prompts, min_letters, max_letters, np.full(prompts, vowel_rate))

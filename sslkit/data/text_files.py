@@ -6,12 +6,13 @@ from typing import Literal
 
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count
 from .text import TokenizerSpec, text_examples
 
 
 @register("datasets", "text_files")
 def text_files(seed: int, *, root: str, split: Literal["file", "paragraph", "line"] = "file",
-               pattern: str = "*.txt", tokenizer: TokenizerSpec = "byte", max_length: int = 128):
+               pattern: str = "*.txt", tokenizer: TokenizerSpec = "byte", max_length: Count = 128):
     """Text documents under ``root``. With subfolders, each subfolder is a class (ImageFolder-style);
     without, the corpus is unlabeled.
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..registry import register
+from ..schema import NonNegative, Probability
 from .base import DataInfo
 
 
@@ -105,8 +106,8 @@ class Weak(_ModalityView):
     digits and text-like images). noise: tabular jitter std. mask_prob: text masking rate.
     """
 
-    def __init__(self, info: DataInfo, *, shift: float = 0.125, flip: bool = False, noise: float = 0.05,
-                 mask_prob: float = 0.1):
+    def __init__(self, info: DataInfo, *, shift: NonNegative = 0.125, flip: bool = False, noise: NonNegative = 0.05,
+                 mask_prob: Probability = 0.1):
         super().__init__(info)
         self.shift, self.flip, self.noise, self.mask_prob = shift, flip, noise, mask_prob
 
@@ -132,8 +133,8 @@ class Strong(_ModalityView):
     disable). noise: tabular jitter std. mask_prob: text masking rate.
     """
 
-    def __init__(self, info: DataInfo, *, magnitude: float = 1.0, shift: float = 0.125, flip: bool = False,
-                 cutout: float = 0.375, noise: float = 0.2, mask_prob: float = 0.3):
+    def __init__(self, info: DataInfo, *, magnitude: Probability = 1.0, shift: NonNegative = 0.125, flip: bool = False,
+                 cutout: Probability = 0.375, noise: NonNegative = 0.2, mask_prob: Probability = 0.3):
         super().__init__(info)
         self.magnitude, self.shift, self.flip, self.cut = magnitude, shift, flip, cutout
         self.noise, self.mask_prob = noise, mask_prob

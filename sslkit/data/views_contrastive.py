@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..registry import register
+from ..schema import NonNegative, Probability, Rate
 from .base import DataInfo
 from .views import _ModalityView, random_color
 
@@ -57,8 +58,8 @@ class Crop(_ModalityView):
     """
 
     def __init__(self, info: DataInfo, *, scale: tuple[float, float] = (0.5, 1.0),
-                 ratio: tuple[float, float] = (0.75, 1.3333), rotate: float = 15.0, color: float = 0.3,
-                 noise: float = 0.05, feature_drop: float = 0.1, token_drop: float = 0.1, span: float = 0.2):
+                 ratio: tuple[float, float] = (0.75, 1.3333), rotate: NonNegative = 15.0, color: NonNegative = 0.3,
+                 noise: NonNegative = 0.05, feature_drop: Rate = 0.1, token_drop: Rate = 0.1, span: Probability = 0.2):
         super().__init__(info)
         self.scale, self.ratio, self.rotate, self.color, self.noise = scale, ratio, rotate, color, noise
         self.feature_drop, self.token_drop, self.span = feature_drop, token_drop, span

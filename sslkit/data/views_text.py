@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..registry import register
+from ..schema import Probability, Rate
 from .base import DataInfo
 from .views import mask_tokens
 
@@ -67,7 +68,7 @@ class TokenDropout(_TextView):
     prob: deletion rate.
     """
 
-    def __init__(self, info: DataInfo, *, prob: float = 0.1):
+    def __init__(self, info: DataInfo, *, prob: Probability = 0.1):
         super().__init__(info)
         self.prob = prob
 
@@ -82,7 +83,7 @@ class SpanDeletion(_TextView):
     fraction: maximal span length as a fraction of the row's non-special tokens.
     """
 
-    def __init__(self, info: DataInfo, *, fraction: float = 0.2):
+    def __init__(self, info: DataInfo, *, fraction: Rate = 0.2):
         super().__init__(info)
         self.fraction = fraction
 
@@ -97,7 +98,7 @@ class TokenMask(_TextView):
     prob: masking rate.
     """
 
-    def __init__(self, info: DataInfo, *, prob: float = 0.15):
+    def __init__(self, info: DataInfo, *, prob: Probability = 0.15):
         super().__init__(info)
         self.prob = prob
 

@@ -6,6 +6,7 @@ from torch import nn
 from ..data import DataInfo
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, Rate
 from .base import Encoder
 
 
@@ -19,7 +20,7 @@ class CNN(Encoder):
 
     input_shape: tuple  # (C, H, W) of the data it was built for
 
-    def __init__(self, info: DataInfo, *, channels: list[int] = (32, 64, 128), dropout: float = 0.0):
+    def __init__(self, info: DataInfo, *, channels: list[Count] = (32, 64, 128), dropout: Rate = 0.0):
         super().__init__()
         self.input_shape = tuple(info.input_shape)
         if info.modality != "image":

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..data import DataInfo
 from ..registry import register
+from ..schema import Count, Rate
 from .transformer import TransformerEncoder
 
 
@@ -27,7 +28,7 @@ class GPTEncoder(TransformerEncoder):
 
     causal = True
 
-    def __init__(self, info: DataInfo, *, dim: int = 128, depth: int = 4, heads: int = 4, dropout: float = 0.0,
-                 max_length: Optional[int] = None, pooling: Literal["last", "mean"] = "last"):
+    def __init__(self, info: DataInfo, *, dim: Count = 128, depth: Count = 4, heads: Count = 4, dropout: Rate = 0.0,
+                 max_length: Optional[Count] = None, pooling: Literal["last", "mean"] = "last"):
         nn.Module.__init__(self)
         self._build(info, dim, depth, heads, dropout, max_length, pooling)

@@ -20,6 +20,7 @@ from torch import nn
 from ..data import DataInfo
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, Rate
 from .base import Encoder
 from .pooling import pool
 
@@ -45,7 +46,7 @@ class LSTMEncoder(Encoder):
     max_length: int
     causal: bool  # True for one left-to-right stack (bidirectional: false)
 
-    def __init__(self, info: DataInfo, *, dim: int = 128, depth: int = 2, dropout: float = 0.1,
+    def __init__(self, info: DataInfo, *, dim: Count = 128, depth: Count = 2, dropout: Rate = 0.1,
                  bidirectional: bool = True):
         super().__init__()
         if info.modality != "text" or info.tokenizer is None:

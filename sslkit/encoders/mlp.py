@@ -8,6 +8,7 @@ from torch import nn
 from ..data import DataInfo
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, Rate
 from .base import Activation, Encoder, make_activation
 
 
@@ -19,8 +20,8 @@ class MLP(Encoder):
     activation: nonlinearity. dropout: dropout after each layer. batch_norm: BatchNorm1d before the activation.
     """
 
-    def __init__(self, info: DataInfo, *, hidden: list[int] = (256, 256), activation: Activation = "relu",
-                 dropout: float = 0.0, batch_norm: bool = False):
+    def __init__(self, info: DataInfo, *, hidden: list[Count] = (256, 256), activation: Activation = "relu",
+                 dropout: Rate = 0.0, batch_norm: bool = False):
         super().__init__()
         if info.modality not in ("image", "tabular"):
             raise ConfigError("encoder.name", f"'mlp' takes image or tabular data, not {info.modality}")

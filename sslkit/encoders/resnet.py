@@ -6,6 +6,7 @@ from torch import nn
 from ..data import DataInfo
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count
 from .base import Encoder
 
 
@@ -20,7 +21,7 @@ class ResNet18(Encoder):
 
     input_shape: tuple  # (C, H, W) of the data it was built for
 
-    def __init__(self, info: DataInfo, *, width: int = 64):
+    def __init__(self, info: DataInfo, *, width: Count = 64):
         super().__init__()
         self.input_shape = tuple(info.input_shape)
         from torchvision.models import resnet18

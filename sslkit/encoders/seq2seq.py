@@ -15,6 +15,7 @@ from torch import nn
 from ..data import DataInfo
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, Rate
 from .base import Encoder
 from .pooling import pool
 from .transformer import Block, _init, padding_mask
@@ -62,8 +63,8 @@ class Seq2SeqEncoder(Encoder):
     data's length). pooling: ``mean`` over real tokens or the first (``cls``) state for ``forward``.
     """
 
-    def __init__(self, info: DataInfo, *, dim: int = 128, depth: int = 2, decoder_depth: Optional[int] = None,
-                 heads: int = 4, dropout: float = 0.1, max_length: Optional[int] = None,
+    def __init__(self, info: DataInfo, *, dim: Count = 128, depth: Count = 2, decoder_depth: Optional[Count] = None,
+                 heads: Count = 4, dropout: Rate = 0.1, max_length: Optional[Count] = None,
                  pooling: Literal["mean", "cls"] = "mean"):
         super().__init__()
         if info.modality != "text" or info.tokenizer is None:

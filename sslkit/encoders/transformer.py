@@ -15,6 +15,7 @@ from torch import nn
 from ..data import DataInfo
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, Rate
 from .base import Encoder
 from .pooling import pool
 
@@ -69,8 +70,8 @@ class TransformerEncoder(Encoder):
     pad_id: int
     max_length: int
 
-    def __init__(self, info: DataInfo, *, dim: int = 128, depth: int = 4, heads: int = 4, dropout: float = 0.1,
-                 pooling: Literal["mean", "cls"] = "mean", max_length: Optional[int] = None):
+    def __init__(self, info: DataInfo, *, dim: Count = 128, depth: Count = 4, heads: Count = 4, dropout: Rate = 0.1,
+                 pooling: Literal["mean", "cls"] = "mean", max_length: Optional[Count] = None):
         super().__init__()
         self._build(info, dim, depth, heads, dropout, max_length, pooling)
 

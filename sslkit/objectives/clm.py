@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, NonNegativeInt, Positive, PositiveProbability
 from ..text.generate import generate
 from ..encoders.capabilities import CAUSAL
 from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_loss
@@ -34,8 +35,8 @@ class CausalLM(Objective):
 
     requires = (CAUSAL,)  # each token is predicted from the tokens before it
 
-    def __init__(self, ctx: ObjectiveContext, *, sample_tokens: int = 64, temperature: float = 0.8,
-                 top_k: Optional[int] = 40, top_p: Optional[float] = 0.95):
+    def __init__(self, ctx: ObjectiveContext, *, sample_tokens: NonNegativeInt = 64, temperature: Positive = 0.8,
+                 top_k: Optional[Count] = 40, top_p: Optional[PositiveProbability] = 0.95):
         super().__init__()
         if ctx.info.input_shape[0] < 2:
             raise ConfigError("data.max_length", "next-token prediction needs sequences of at least 2 ids")

@@ -24,7 +24,7 @@ from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 from ..data.stream import StreamSpec
 from ..errors import ConfigError, did_you_mean
 from ..registry import register
-from ..schema import Part
+from ..schema import Count, Part, Positive
 from .base import ObjectiveContext, Output
 from .projection import ProjectionHead, ProjectionKind
 from .representation import RepresentationObjective
@@ -173,15 +173,13 @@ class Contrastive(RepresentationObjective):
     """
 
     def __init__(self, ctx: ObjectiveContext, *, pairs: Literal["views", "labels", "explicit"] = "views",
-                 margin: float = 1.0, normalize: bool = True,
+                 margin: Positive = 1.0, normalize: bool = True,
                  views: list[Annotated[dict, Part("views")]] = ("crop", "crop"),
                  miner: Optional[str] = None, miner_args: dict = {}, reducer: Optional[str] = None,
                  reducer_args: dict = {}, pair_list: Optional[str | list] = None,
-                 projection: ProjectionKind = "mlp", projection_hidden: int = 256, projection_dim: int = 64,
-                 probe_labels_per_class: int = 5, probe_k: int = 20, embedding_plot: bool = True):
+                 projection: ProjectionKind = "mlp", projection_hidden: Count = 256, projection_dim: Count = 64,
+                 probe_labels_per_class: Count = 5, probe_k: Count = 20, embedding_plot: bool = True):
         super().__init__(ctx, probe_labels_per_class, probe_k, embedding_plot)
-        if margin <= 0:
-            raise ConfigError(f"{ctx.path}.margin", f"must be positive, got {margin}")
         if pairs != "explicit" and len(views) != 2:
             raise ConfigError(f"{ctx.path}.views", f"needs exactly two views, got {len(views)}")
         if pairs == "labels" and not ctx.info.num_classes:

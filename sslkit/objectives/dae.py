@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from ..data.stream import StreamSpec
+from ..encoders.capabilities import ENCODER_DECODER
 from ..errors import ConfigError
 from ..registry import register
-from ..encoders.capabilities import ENCODER_DECODER
+from ..schema import Positive, Probability
 from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_accuracy, token_loss
 from ..text.noising import bart_noise, sentence_end_ids
 from .base import ObjectiveContext, Objective, Output, batched
@@ -32,9 +33,9 @@ class DenoisingAutoencoder(Objective):
 
     requires = (ENCODER_DECODER,)  # the corrupted text is reconstructed by a decoder
 
-    def __init__(self, ctx: ObjectiveContext, *, mask_prob: float = 0.0, delete_prob: float = 0.0,
-                 infill_prob: float = 0.3, poisson_lambda: float = 3.0, permute_prob: float = 1.0,
-                 rotate_prob: float = 0.0):
+    def __init__(self, ctx: ObjectiveContext, *, mask_prob: Probability = 0.0, delete_prob: Probability = 0.0,
+                 infill_prob: Probability = 0.3, poisson_lambda: Positive = 3.0, permute_prob: Probability = 1.0,
+                 rotate_prob: Probability = 0.0):
         super().__init__()
         probs = dict(mask_prob=mask_prob, delete_prob=delete_prob, infill_prob=infill_prob,
                      permute_prob=permute_prob, rotate_prob=rotate_prob)

@@ -15,6 +15,7 @@ from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
 from ..encoders.capabilities import CAUSAL
+from ..schema import Positive
 from ..text.lm_head import TiedLMHead, embedding_of
 from ..text.policy import FrozenLM, frozen_lm, response_mask, token_logprobs
 from .base import ObjectiveContext, Objective, Output, batched
@@ -42,7 +43,7 @@ class DPO(Objective):
 
     requires = (CAUSAL,)  # each token is predicted from the tokens before it
 
-    def __init__(self, ctx: ObjectiveContext, *, beta: float = 0.1, reference: Optional[str] = "sft"):
+    def __init__(self, ctx: ObjectiveContext, *, beta: Positive = 0.1, reference: Optional[str] = "sft"):
         super().__init__()
         if beta <= 0:
             raise ConfigError(f"{ctx.path}.beta", f"must be > 0, got {beta}")

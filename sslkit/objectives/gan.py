@@ -37,6 +37,7 @@ from torch import nn
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, NonNegative, NonNegativeInt, Positive, PositiveProbability, Rate
 from .base import Objective, ObjectiveContext, Output, batched
 from .vae import check_sampling, data_range, eval_mode, make_decoder, save_image_grid, save_samples
 
@@ -91,13 +92,13 @@ class GAN(Objective):
 
     players = ("discriminator", "generator")
 
-    def __init__(self, ctx: ObjectiveContext, *, latent_dim: int = 32,
+    def __init__(self, ctx: ObjectiveContext, *, latent_dim: Count = 32,
                  loss: Literal["non_saturating", "hinge"] = "non_saturating",
-                 penalty: Literal["none", "r1", "gp"] = "none", penalty_weight: float = 1.0, penalty_every: int = 1,
-                 generator: Literal["mlp", "deconv"] = "mlp", generator_hidden: list[int] = (256, 256),
+                 penalty: Literal["none", "r1", "gp"] = "none", penalty_weight: NonNegative = 1.0, penalty_every: Count = 1,
+                 generator: Literal["mlp", "deconv"] = "mlp", generator_hidden: list[Count] = (256, 256),
                  batch_norm: bool = True, output: Literal["auto", "sigmoid", "none"] = "auto",
-                 ema: float = 0.0, num_samples: Optional[int] = None, score_splits: int = 10, sample_temperature: float = 1.0,
-                 collapse_share: float = 0.5, categorical_code: int = 0, info_weight: float = 1.0,
+                 ema: Rate = 0.0, num_samples: Optional[Count] = None, score_splits: Count = 10, sample_temperature: Positive = 1.0,
+                 collapse_share: PositiveProbability = 0.5, categorical_code: NonNegativeInt = 0, info_weight: NonNegative = 1.0,
                  probe: bool = True):
         super().__init__()
         p = ctx.path

@@ -12,6 +12,7 @@ from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
 from ..encoders.capabilities import BIDIRECTIONAL
+from ..schema import OpenProbability, Probability
 from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_accuracy, token_loss
 from ..text.masking import mlm_mask, token_kinds
 from .base import ObjectiveContext, Objective, Output, batched
@@ -78,8 +79,8 @@ class MaskedLM(MaskedObjective):
     whole_word: select whole words (every token of a chosen word) instead of single tokens.
     """
 
-    def __init__(self, ctx: ObjectiveContext, *, prob: float = 0.15, mask_ratio: float = 0.8,
-                 random_ratio: float = 0.1, whole_word: bool = False):
+    def __init__(self, ctx: ObjectiveContext, *, prob: OpenProbability = 0.15, mask_ratio: Probability = 0.8,
+                 random_ratio: Probability = 0.1, whole_word: bool = False):
         super().__init__(ctx, "mlm")
         check_probability(prob, f"{ctx.path}.prob")
         if mask_ratio < 0 or random_ratio < 0 or mask_ratio + random_ratio > 1:

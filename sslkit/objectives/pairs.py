@@ -19,6 +19,7 @@ from ..data.corpus import join_pair
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import OpenProbability
 from .base import ObjectiveContext, Objective, Output, batched
 
 EVAL_SEED = 4321
@@ -55,14 +56,12 @@ class PairObjective(Objective):
 
     task = ""
 
-    def __init__(self, ctx: ObjectiveContext, *, prob: float = 0.5):
+    def __init__(self, ctx: ObjectiveContext, *, prob: OpenProbability = 0.5):
         super().__init__()
         train = ctx.data.train if ctx.data is not None else None
         if train is not None and not all(k in train for k in ("a", "b", "doc")):
             raise ConfigError(f"{ctx.path}.name", f"'{self.task}' needs consecutive segment pairs: use "
                                                   f"data.name: pydoc_blocks with data.layout: pairs")
-        if not 0 < prob < 1:
-            raise ConfigError(f"{ctx.path}.prob", f"must be in (0, 1), got {prob}")
         self.tokenizer, self.prob = ctx.info.tokenizer, prob
         self.max_length = ctx.info.input_shape[0]
         self.head = nn.Linear(ctx.encoder.out_dim, 2)

@@ -41,6 +41,7 @@ from ..encoders.capabilities import BIDIRECTIONAL
 from ..encoders.transformer import Block
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, OpenProbability
 from ..text.lm_head import TiedLMHead, token_accuracy, token_loss
 from ..text.masking import apply_replacement, special_mask
 from .base import ObjectiveContext, Objective, Output, batched
@@ -163,7 +164,7 @@ class PermutedLM(Objective):
     requires = (BIDIRECTIONAL,)  # content stream sees the whole row; queries follow the permutation
 
     def __init__(self, ctx: ObjectiveContext, *, style: Literal["xlnet", "mpnet"] = "xlnet",
-                 plm_probability: float = 1 / 6, max_span_length: int = 5, mpnet_pred_probability: float = 0.15):
+                 plm_probability: OpenProbability = 1 / 6, max_span_length: Count = 5, mpnet_pred_probability: OpenProbability = 0.15):
         super().__init__()
         enc = ctx.encoder
         if not all(hasattr(enc, k) for k in ("blocks", "tok", "pos", "ln")) or getattr(enc, "causal", False) \

@@ -17,7 +17,7 @@ from pytorch_metric_learning import distances, losses
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
-from ..schema import Part
+from ..schema import Count, Part
 from .base import ObjectiveContext, Output
 from .contrastive import _pml_part, build_miner, build_reducer, view_pair_labels
 from .projection import ProjectionHead, ProjectionKind
@@ -52,8 +52,8 @@ class PML(RepresentationObjective):
                  reducer_args: dict = {}, miner: Optional[str] = None, miner_args: dict = {},
                  pairs: Literal["views", "labels"] = "views",
                  views: list[Annotated[dict, Part("views")]] = ("crop", "crop"),
-                 projection: ProjectionKind = "mlp", projection_hidden: int = 256, projection_dim: int = 64,
-                 probe_labels_per_class: int = 5, probe_k: int = 20, embedding_plot: bool = True):
+                 projection: ProjectionKind = "mlp", projection_hidden: Count = 256, projection_dim: Count = 64,
+                 probe_labels_per_class: Count = 5, probe_k: Count = 20, embedding_plot: bool = True):
         super().__init__(ctx, probe_labels_per_class, probe_k, embedding_plot)
         if len(views) != 2:
             raise ConfigError(f"{ctx.path}.views", f"needs exactly two views, got {len(views)}")

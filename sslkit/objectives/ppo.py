@@ -24,6 +24,7 @@ from ..data.stream import StreamSpec
 from ..errors import ConfigError, TrainingError
 from ..registry import register
 from ..encoders.capabilities import CAUSAL
+from ..schema import Count, NonNegative, Positive, Probability
 from ..text.lm_head import TiedLMHead, embedding_of
 from ..text.policy import FrozenLM, entropy, frozen_lm, load_stage, response_mask, sample_responses, \
     split_texts, token_logprobs
@@ -113,11 +114,11 @@ class PPO(Objective):
 
     def __init__(self, ctx: ObjectiveContext, *, reward_model: Optional[str] = "reward",
                  reward_fn: Optional[str] = None, reference: Optional[str] = "sft", monitor: Optional[str] = None,
-                 kl_coef: float = 0.1, kl_target: Optional[float] = None, kl_horizon: int = 10000,
-                 gamma: float = 1.0, lam: float = 0.95, clip: float = 0.2, value_clip: float = 0.2,
-                 vf_coef: float = 0.1, entropy_coef: float = 0.0, ppo_epochs: int = 4,
-                 minibatch_size: Optional[int] = None, response_tokens: int = 12, temperature: float = 1.0,
-                 whiten_rewards: bool = False, eval_prompts: int = 128):
+                 kl_coef: NonNegative = 0.1, kl_target: Optional[Positive] = None, kl_horizon: Count = 10000,
+                 gamma: Probability = 1.0, lam: Probability = 0.95, clip: NonNegative = 0.2, value_clip: NonNegative = 0.2,
+                 vf_coef: NonNegative = 0.1, entropy_coef: NonNegative = 0.0, ppo_epochs: Count = 4,
+                 minibatch_size: Optional[Count] = None, response_tokens: Count = 12, temperature: Positive = 1.0,
+                 whiten_rewards: bool = False, eval_prompts: Count = 128):
         super().__init__()
         enc = ctx.encoder
         if (reward_fn is None) == (reward_model is None):

@@ -9,7 +9,6 @@ from typing import Literal
 
 from torch import nn
 
-from ..errors import ConfigError
 
 ProjectionKind = Literal["mlp", "linear", "none"]
 
@@ -25,10 +24,6 @@ class ProjectionHead(nn.Module):
     def __init__(self, in_dim: int, kind: ProjectionKind = "mlp", hidden: int = 256, out_dim: int = 64,
                  path: str = "objectives[0]"):
         super().__init__()
-        if kind != "none" and out_dim < 1:
-            raise ConfigError(f"{path}.projection_dim", f"must be at least 1, got {out_dim}")
-        if kind == "mlp" and hidden < 1:
-            raise ConfigError(f"{path}.projection_hidden", f"must be at least 1, got {hidden}")
         if kind == "mlp":
             self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
                                      nn.Linear(hidden, out_dim))

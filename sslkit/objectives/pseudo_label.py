@@ -12,7 +12,7 @@ from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
 from ..relations.base import RelationContext, RelationInput
-from ..schema import Part, build
+from ..schema import Count, NonNegative, NonNegativeInt, Part, Positive, build
 from .base import Classifier, ObjectiveContext, Output
 from .supervised import linear_head
 
@@ -38,7 +38,7 @@ class PseudoLabel(Classifier):
 
     Logged every step: ``mask_rate`` (fraction of ``z`` with ``w > 0``) and ``pseudo_accuracy``
     (pseudo-labels of the kept ``z`` against the hidden truth ``y_true`` — a diagnostic, never used
-    for training). Final metrics add the run's ``mean_mask_rate`` and ``pseudo_label_accuracy``, so a
+    for training — over the rows whose truth is known, ``y_true >= 0``; not reported when none is). Final metrics add the run's ``mean_mask_rate`` and ``pseudo_label_accuracy``, so a
     threshold that masks everything shows as ``mean_mask_rate: 0`` (and a warning). For 2-D tabular
     data, ``finalize`` draws ``decision_boundary.png``.
 
@@ -51,18 +51,12 @@ class PseudoLabel(Classifier):
     """
 
     def __init__(self, ctx: ObjectiveContext, *, relation: RelationSpec = "confidence",
-                 loss: Literal["hard", "soft"] = "hard", unlabeled_ratio: float = 7.0,
-                 unlabeled_weight: float = 1.0, rampup_steps: int = 0, weak: WeakView = "weak",
-                 strong: StrongView = "strong", augment_labeled: bool = True, head_hidden: Optional[int] = None):
+                 loss: Literal["hard", "soft"] = "hard", unlabeled_ratio: Positive = 7.0,
+                 unlabeled_weight: NonNegative = 1.0, rampup_steps: NonNegativeInt = 0, weak: WeakView = "weak",
+                 strong: StrongView = "strong", augment_labeled: bool = True, head_hidden: Optional[Count] = None):
         super().__init__()
         if not ctx.info.num_classes:
             raise ConfigError(f"{ctx.path}.name", f"dataset '{ctx.info.name}' has no class labels to learn")
-        if unlabeled_ratio <= 0:
-            raise ConfigError(f"{ctx.path}.unlabeled_ratio", f"must be positive, got {unlabeled_ratio}")
-        if unlabeled_weight < 0:
-            raise ConfigError(f"{ctx.path}.unlabeled_weight", f"must be non-negative, got {unlabeled_weight}")
-        if rampup_steps < 0:
-            raise ConfigError(f"{ctx.path}.rampup_steps", f"must be non-negative, got {rampup_steps}")
         self.path, self.loss_kind = ctx.path, loss
         self.mu, self.lambda_u, self.rampup_steps = unlabeled_ratio, unlabeled_weight, rampup_steps
         self.views, self.augment_labeled = (weak, strong), augment_labeled
@@ -72,6 +66,7 @@ class PseudoLabel(Classifier):
         self.relation = build("relations", relation, rctx, path=f"{ctx.path}.relation")
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         # running sums over the run: mask rate, forward passes, correct kept pseudo-labels, kept samples
+        # with a known true label
         self.register_buffer("totals", torch.zeros(4, dtype=torch.float64))
 
     def streams(self):
@@ -108,16 +103,18 @@ class PseudoLabel(Classifier):
         loss = sup + self.lambda_u * ramp * unsup
 
         kept = weight > 0
-        correct = (targets.probs.argmax(1) == unl["y_true"]) & kept
+        # scored only where the truth is known: rows of a user's data with an empty label have y_true -1
+        judged = kept & (unl["y_true"] >= 0)
+        correct = (targets.probs.argmax(1) == unl["y_true"]) & judged
         mask_rate = kept.float().mean()
         if self.training:
             self.totals += torch.stack([mask_rate.double(), torch.ones_like(mask_rate, dtype=torch.float64),
-                                        correct.sum().double(), kept.sum().double()])
+                                        correct.sum().double(), judged.sum().double()])
         metrics = {"supervised_loss": sup.detach(), "unlabeled_loss": unsup.detach(), "mask_rate": mask_rate,
                    "accuracy": (logits[:n].argmax(1) == lab["y"]).float().mean()}
-        n_kept = int(kept.sum())
-        if n_kept:  # undefined when every sample is masked out
-            metrics["pseudo_accuracy"] = correct.sum().float() / n_kept
+        n_judged = int(judged.sum())
+        if n_judged:  # undefined when every sample is masked out or none has a known label
+            metrics["pseudo_accuracy"] = correct.sum().float() / n_judged
         return Output(loss, metrics)
 
     def after_step(self, step, encoder):
@@ -125,13 +122,13 @@ class PseudoLabel(Classifier):
         self.relation.after_step(encoder, self.head)
 
     def finalize(self, run_dir, data, encoder, device) -> dict:
-        mask_sum, passes, correct, kept = self.totals.tolist()
+        mask_sum, passes, correct, judged = self.totals.tolist()
         out = {}
         if passes:
             out["mean_mask_rate"] = mask_sum / passes
-            if kept:
-                out["pseudo_label_accuracy"] = correct / kept
-            else:
+            if judged:
+                out["pseudo_label_accuracy"] = correct / judged
+            elif not mask_sum:
                 warnings.warn(f"{self.path}.relation: every unlabeled sample was masked out for the whole run "
                               f"(mean_mask_rate 0), so only the labeled rows were learned from; lower the "
                               f"relation's threshold", stacklevel=2)

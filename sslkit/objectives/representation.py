@@ -7,8 +7,8 @@ from typing import Optional
 
 import torch
 
-from ..errors import ConfigError
 from ..evaluation import embedding_figure, extract_features, probe_metrics
+from ..schema import Count
 from .base import Objective, ObjectiveContext
 
 
@@ -23,13 +23,9 @@ class RepresentationObjective(Objective):
     embedding_plot: write ``embedding.png`` at the end.
     """
 
-    def __init__(self, ctx: ObjectiveContext, probe_labels_per_class: int = 5, probe_k: int = 20,
+    def __init__(self, ctx: ObjectiveContext, probe_labels_per_class: Count = 5, probe_k: Count = 20,
                  embedding_plot: bool = True):
         super().__init__()
-        if probe_labels_per_class < 1:
-            raise ConfigError(f"{ctx.path}.probe_labels_per_class", f"must be at least 1, got {probe_labels_per_class}")
-        if probe_k < 1:
-            raise ConfigError(f"{ctx.path}.probe_k", f"must be at least 1, got {probe_k}")
         self._data = ctx.data  # a plain attribute, not a buffer: the data stays out of checkpoints
         self.probe_labels_per_class, self.probe_k, self.seed = probe_labels_per_class, probe_k, ctx.seed
         self.embedding_plot = embedding_plot

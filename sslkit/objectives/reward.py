@@ -10,6 +10,7 @@ from torch import nn
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import NonNegative
 from .base import ObjectiveContext, Objective, Output, batched
 
 
@@ -37,7 +38,7 @@ class RewardModel(Objective):
     margin: subtracted from the reward difference in the loss (asks for a gap of at least ``margin``).
     """
 
-    def __init__(self, ctx: ObjectiveContext, *, margin: float = 0.0):
+    def __init__(self, ctx: ObjectiveContext, *, margin: NonNegative = 0.0):
         super().__init__()
         if ctx.info.modality != "text":
             raise ConfigError(f"{ctx.path}.name", f"'reward' scores text, not {ctx.info.modality} data")

@@ -18,13 +18,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.stream import StreamSpec
+from ..encoders.capabilities import BIDIRECTIONAL
 from ..encoders.transformer import Block, _init, padding_mask
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, NonNegative, OpenProbability, Positive, Probability
 from ..text.lm_head import embedding_of, token_accuracy, token_loss
 from ..text.masking import mlm_mask
 from .base import ObjectiveContext, Objective, Output, batched
-from ..encoders.capabilities import BIDIRECTIONAL
 from .mlm import check_probability
 
 EVAL_SEED = 2468
@@ -69,9 +70,9 @@ class ReplacedTokenDetection(Objective):
 
     requires = (BIDIRECTIONAL,)  # the discriminator judges each token from both sides
 
-    def __init__(self, ctx: ObjectiveContext, *, prob: float = 0.15, mask_ratio: float = 0.85,
-                 disc_weight: float = 50.0, gen_width: int | None = None, gen_depth: int = 2, gen_heads: int = 1,
-                 temperature: float = 1.0):
+    def __init__(self, ctx: ObjectiveContext, *, prob: OpenProbability = 0.15, mask_ratio: Probability = 0.85,
+                 disc_weight: NonNegative = 50.0, gen_width: Count | None = None, gen_depth: Count = 2, gen_heads: Count = 1,
+                 temperature: Positive = 1.0):
         super().__init__()
         enc = ctx.encoder
         check_probability(prob, f"{ctx.path}.prob")

@@ -13,12 +13,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, NonNegative, OpenProbability, PositiveProbability
 from ..text.lm_head import IGNORE, embedding_of, token_accuracy, token_loss
 from ..text.masking import span_mask
 from .base import ObjectiveContext, Output
-from .mlm import MaskedObjective, check_probability
+from .mlm import MaskedObjective
 
 
 def span_bounds(masked: torch.Tensor) -> tuple:
@@ -71,13 +71,9 @@ class SpanBERT(MaskedObjective):
     max_span: longest span in words (10). sbo_weight: weight of the boundary loss (1).
     """
 
-    def __init__(self, ctx: ObjectiveContext, *, prob: float = 0.15, geometric_p: float = 0.2, max_span: int = 10,
-                 sbo_weight: float = 1.0):
+    def __init__(self, ctx: ObjectiveContext, *, prob: OpenProbability = 0.15, geometric_p: PositiveProbability = 0.2, max_span: Count = 10,
+                 sbo_weight: NonNegative = 1.0):
         super().__init__(ctx, "span")
-        check_probability(prob, f"{ctx.path}.prob")
-        check_probability(geometric_p, f"{ctx.path}.geometric_p")
-        if max_span < 1:
-            raise ConfigError(f"{ctx.path}.max_span", f"must be at least 1, got {max_span}")
         self.prob, self.p, self.max_span, self.sbo_weight = prob, geometric_p, max_span, sbo_weight
         self.T = ctx.info.input_shape[0]
         self.sbo = BoundaryHead(ctx.encoder.out_dim, self.T)

@@ -6,6 +6,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, Rate
 from .base import Classifier, ObjectiveContext, Output
 
 
@@ -24,7 +25,7 @@ class Supervised(Classifier):
     head_hidden: width of a hidden layer in the head (default: a linear head).
     """
 
-    def __init__(self, ctx: ObjectiveContext, *, label_smoothing: float = 0.0, head_hidden: int | None = None):
+    def __init__(self, ctx: ObjectiveContext, *, label_smoothing: Rate = 0.0, head_hidden: Count | None = None):
         super().__init__()
         if not ctx.info.num_classes:
             raise ConfigError(f"{ctx.path}.name", f"dataset '{ctx.info.name}' has no class labels to learn")

@@ -37,6 +37,7 @@ from ..data.base import LazyColumn
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, NonNegative, Positive, PositiveProbability
 from .base import Objective, ObjectiveContext, Output, batched
 
 LOG_2PI = math.log(2 * math.pi)
@@ -284,12 +285,12 @@ class VAE(Objective):
     probe: fit the frozen-feature linear probe / k-NN on the posterior means at the end.
     """
 
-    def __init__(self, ctx: ObjectiveContext, *, latent_dim: int = 16, beta: float = 1.0,
-                 likelihood: Literal["bernoulli", "gaussian"] = "bernoulli", gaussian_std: Optional[float] = None,
-                 decoder: Literal["mlp", "deconv"] = "mlp", decoder_hidden: list[int] = (256, 256),
-                 prior: Literal["standard", "vamp"] = "standard", prior_components: int = 50,
-                 nll_samples: int = 100, num_samples: Optional[int] = None, score_splits: int = 10, sample_temperature: float = 1.0,
-                 collapse_share: float = 0.5, probe: bool = True):
+    def __init__(self, ctx: ObjectiveContext, *, latent_dim: Count = 16, beta: NonNegative = 1.0,
+                 likelihood: Literal["bernoulli", "gaussian"] = "bernoulli", gaussian_std: Optional[Positive] = None,
+                 decoder: Literal["mlp", "deconv"] = "mlp", decoder_hidden: list[Count] = (256, 256),
+                 prior: Literal["standard", "vamp"] = "standard", prior_components: Count = 50,
+                 nll_samples: Count = 100, num_samples: Optional[Count] = None, score_splits: Count = 10, sample_temperature: Positive = 1.0,
+                 collapse_share: PositiveProbability = 0.5, probe: bool = True):
         super().__init__()
         p = ctx.path
         if latent_dim < 1:

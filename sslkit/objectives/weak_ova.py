@@ -39,6 +39,7 @@ from ..data.dawid_skene import dawid_skene, estimate_confusion, one_hot_annotati
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register, registry
+from ..schema import Count, NonNegativeInt, OpenProbability, PositiveProbability
 from .base import Classifier, ObjectiveContext, Output
 from .supervised import linear_head
 
@@ -146,8 +147,8 @@ class WeakOVA(Classifier):
 
     def __init__(self, ctx: ObjectiveContext, *,
                  labels: Literal["pooled", "soft_vote", "dawid_skene", "crowd_layer"] = "pooled",
-                 head_hidden: Optional[int] = None, view: Optional[str] = None, em_iterations: int = 20,
-                 init_accuracy: float = 0.5, warmup_steps: int = 200, momentum: float = 0.05):
+                 head_hidden: Optional[Count] = None, view: Optional[str] = None, em_iterations: Count = 20,
+                 init_accuracy: OpenProbability = 0.5, warmup_steps: NonNegativeInt = 200, momentum: PositiveProbability = 0.05):
         super().__init__()
         C = ctx.info.num_classes
         if not C:
@@ -164,12 +165,6 @@ class WeakOVA(Classifier):
             row, k = (int(v) for v in torch.nonzero(bad)[0])
             raise ConfigError("data", f"training row {row}, annotation {k}: label {int(ann[row, k])} is outside "
                                       f"[0, {C}) (-1 = missing)")
-        if not 0 < init_accuracy < 1:
-            raise ConfigError(f"{ctx.path}.init_accuracy", f"must be in (0, 1), got {init_accuracy}")
-        if not 0 < momentum <= 1:
-            raise ConfigError(f"{ctx.path}.momentum", f"must be in (0, 1], got {momentum}")
-        if em_iterations < 1:
-            raise ConfigError(f"{ctx.path}.em_iterations", f"must be at least 1, got {em_iterations}")
         if view is not None:
             registry("views").get(view, f"{ctx.path}.view")
         self.view = view

@@ -4,6 +4,12 @@ from __future__ import annotations
 import torch
 
 from ..registry import REGISTRIES
+from ..schema import Range
+
+POSITIVE, NON_NEGATIVE = Range(0, None, min_open=True), Range(0)
+# torch checks these only when the optimizer is built (a traceback); declared here, a recipe is checked first
+RANGES = {"lr": POSITIVE, "weight_decay": NON_NEGATIVE, "momentum": NON_NEGATIVE, "dampening": NON_NEGATIVE,
+          "eps": NON_NEGATIVE, "alpha": NON_NEGATIVE, "lr_decay": NON_NEGATIVE}
 
 for _name, _cls in {
     "sgd": torch.optim.SGD,
@@ -12,4 +18,4 @@ for _name, _cls in {
     "rmsprop": torch.optim.RMSprop,
     "adagrad": torch.optim.Adagrad,
 }.items():
-    REGISTRIES["optimizers"].add(_name, _cls, injected=("params",))
+    REGISTRIES["optimizers"].add(_name, _cls, injected=("params",), ranges=RANGES)

@@ -7,6 +7,7 @@ import math
 from torch.optim.lr_scheduler import LambdaLR
 
 from ..registry import register
+from ..schema import NonNegativeInt, Probability
 
 
 def _warmup(step: int, warmup_steps: int) -> float:
@@ -14,13 +15,13 @@ def _warmup(step: int, warmup_steps: int) -> float:
 
 
 @register("schedulers", "constant")
-def constant(optimizer, total_steps: int, *, warmup_steps: int = 0) -> LambdaLR:
+def constant(optimizer, total_steps: int, *, warmup_steps: NonNegativeInt = 0) -> LambdaLR:
     """Constant learning rate after an optional linear warm-up of ``warmup_steps``."""
     return LambdaLR(optimizer, lambda s: _warmup(s, warmup_steps))
 
 
 @register("schedulers", "cosine")
-def cosine(optimizer, total_steps: int, *, warmup_steps: int = 0, min_lr_ratio: float = 0.0) -> LambdaLR:
+def cosine(optimizer, total_steps: int, *, warmup_steps: NonNegativeInt = 0, min_lr_ratio: Probability = 0.0) -> LambdaLR:
     """Linear warm-up, then cosine decay to ``min_lr_ratio * lr`` at the last step."""
 
     def f(s):
@@ -33,7 +34,7 @@ def cosine(optimizer, total_steps: int, *, warmup_steps: int = 0, min_lr_ratio: 
 
 
 @register("schedulers", "linear")
-def linear(optimizer, total_steps: int, *, warmup_steps: int = 0, min_lr_ratio: float = 0.0) -> LambdaLR:
+def linear(optimizer, total_steps: int, *, warmup_steps: NonNegativeInt = 0, min_lr_ratio: Probability = 0.0) -> LambdaLR:
     """Linear warm-up, then linear decay to ``min_lr_ratio * lr`` at the last step (BERT's schedule)."""
 
     def f(s):

@@ -5,8 +5,8 @@ from typing import Literal
 
 import torch
 
-from ..errors import ConfigError
 from ..registry import register
+from ..schema import Probability, Rate
 from .base import Relation, RelationContext, RelationInput, Targets
 
 
@@ -31,12 +31,8 @@ class Adaptive(Relation):
     """
 
     def __init__(self, ctx: RelationContext, *, mode: Literal["freematch", "flexmatch"] = "freematch",
-                 momentum: float = 0.999, threshold: float = 0.95):
+                 momentum: Rate = 0.999, threshold: Probability = 0.95):
         super().__init__()
-        if not 0.0 <= momentum < 1.0:
-            raise ConfigError(f"{ctx.path}.momentum", f"must be in [0, 1), got {momentum}")
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"{ctx.path}.threshold", f"must be in [0, 1], got {threshold}")
         self.mode, self.momentum, self.threshold = mode, momentum, threshold
         C = ctx.info.num_classes
         self.register_buffer("global_conf", torch.tensor(1.0 / C))  # freematch's t

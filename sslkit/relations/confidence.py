@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
 from ..registry import register
+from ..schema import Positive, Probability
 from .base import Relation, RelationContext, RelationInput, Targets, confidence_mask
 
 
@@ -17,12 +17,8 @@ class Confidence(Relation):
     temperature: softmax temperature T of the targets.
     """
 
-    def __init__(self, ctx: RelationContext, *, threshold: float = 0.95, temperature: float = 1.0):
+    def __init__(self, ctx: RelationContext, *, threshold: Probability = 0.95, temperature: Positive = 1.0):
         super().__init__()
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"{ctx.path}.threshold", f"must be in [0, 1], got {threshold}")
-        if temperature <= 0:
-            raise ConfigError(f"{ctx.path}.temperature", f"must be positive, got {temperature}")
         self.threshold, self.temperature = threshold, temperature
 
     @torch.no_grad()

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, NonNegative, OpenProbability, Positive, Probability
 from .base import Relation, RelationContext, RelationInput, Targets, confidence_mask
 
 
@@ -75,18 +76,10 @@ class Propagation(Relation):
     """
 
     def __init__(self, ctx: RelationContext, *, space: Literal["features", "input"] = "features",
-                 kernel: Optional[Literal["cosine", "gaussian"]] = None, k: int = 10, alpha: float = 0.99,
-                 gamma: float = 3.0, bandwidth: Optional[float] = None, certainty_weight: bool = True,
-                 threshold: float = 0.0):
+                 kernel: Optional[Literal["cosine", "gaussian"]] = None, k: Count = 10, alpha: OpenProbability = 0.99,
+                 gamma: NonNegative = 3.0, bandwidth: Optional[Positive] = None, certainty_weight: bool = True,
+                 threshold: Probability = 0.0):
         super().__init__()
-        if k < 1:
-            raise ConfigError(f"{ctx.path}.k", f"must be at least 1, got {k}")
-        if not 0.0 < alpha < 1.0:
-            raise ConfigError(f"{ctx.path}.alpha", f"must be in (0, 1), got {alpha}")
-        if bandwidth is not None and bandwidth <= 0:
-            raise ConfigError(f"{ctx.path}.bandwidth", f"must be positive, got {bandwidth}")
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"{ctx.path}.threshold", f"must be in [0, 1], got {threshold}")
         if space == "input" and ctx.info.modality == "text":
             raise ConfigError(f"{ctx.path}.space", "token ids have no geometry; use space: features for text")
         self.space, self.k, self.alpha, self.gamma, self.bandwidth = space, k, alpha, gamma, bandwidth

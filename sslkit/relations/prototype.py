@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import ConfigError
 from ..registry import register
+from ..schema import Positive, Probability
 from .base import Relation, RelationContext, RelationInput, Targets, confidence_mask
 
 
@@ -29,12 +29,8 @@ class Prototype(Relation):
     a sample (0 keeps every sample).
     """
 
-    def __init__(self, ctx: RelationContext, *, temperature: float = 0.1, threshold: float = 0.0):
+    def __init__(self, ctx: RelationContext, *, temperature: Positive = 0.1, threshold: Probability = 0.0):
         super().__init__()
-        if temperature <= 0:
-            raise ConfigError(f"{ctx.path}.temperature", f"must be positive, got {temperature}")
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"{ctx.path}.threshold", f"must be in [0, 1], got {threshold}")
         self.temperature, self.threshold = temperature, threshold
         self.num_classes = ctx.info.num_classes
 

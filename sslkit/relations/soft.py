@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import ConfigError
 from ..registry import register
+from ..schema import Positive, Probability, Rate
 from .base import Relation, RelationContext, RelationInput, Targets, confidence_mask, sharpen
 
 
@@ -21,15 +21,9 @@ class Soft(Relation):
     threshold: confidence of ``p`` needed to use a sample (0 keeps every sample).
     """
 
-    def __init__(self, ctx: RelationContext, *, temperature: float = 0.5, align: bool = False,
-                 momentum: float = 0.999, threshold: float = 0.0):
+    def __init__(self, ctx: RelationContext, *, temperature: Positive = 0.5, align: bool = False,
+                 momentum: Rate = 0.999, threshold: Probability = 0.0):
         super().__init__()
-        if temperature <= 0:
-            raise ConfigError(f"{ctx.path}.temperature", f"must be positive, got {temperature}")
-        if not 0.0 <= momentum < 1.0:
-            raise ConfigError(f"{ctx.path}.momentum", f"must be in [0, 1), got {momentum}")
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"{ctx.path}.threshold", f"must be in [0, 1], got {threshold}")
         self.temperature, self.align, self.momentum, self.threshold = temperature, align, momentum, threshold
         C = ctx.info.num_classes
         prior = torch.full((C,), 1.0 / C)

@@ -6,8 +6,8 @@ import copy
 import torch
 from torch import nn
 
-from ..errors import ConfigError
 from ..registry import register
+from ..schema import Positive, Probability, Rate
 from .base import Relation, RelationContext, RelationInput, Targets, confidence_mask
 
 
@@ -21,15 +21,9 @@ class Teacher(Relation):
     decay: EMA decay. threshold: confidence needed to use a sample. temperature: softmax temperature T.
     """
 
-    def __init__(self, ctx: RelationContext, *, decay: float = 0.99, threshold: float = 0.0,
-                 temperature: float = 1.0):
+    def __init__(self, ctx: RelationContext, *, decay: Rate = 0.99, threshold: Probability = 0.0,
+                 temperature: Positive = 1.0):
         super().__init__()
-        if not 0.0 <= decay < 1.0:
-            raise ConfigError(f"{ctx.path}.decay", f"must be in [0, 1), got {decay}")
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"{ctx.path}.threshold", f"must be in [0, 1], got {threshold}")
-        if temperature <= 0:
-            raise ConfigError(f"{ctx.path}.temperature", f"must be positive, got {temperature}")
         self.decay, self.threshold, self.temperature = decay, threshold, temperature
         # a copy, not the shared modules: the teacher's weights are its own state (checkpointed)
         self.teacher = nn.Sequential(copy.deepcopy(ctx.encoder), copy.deepcopy(ctx.head))

@@ -7,6 +7,7 @@ from collections import Counter
 import torch
 
 from ..registry import register
+from ..schema import Count
 
 SPECIALS = ("<pad>", "<cls>", "<sep>", "<mask>", "<unk>")
 
@@ -73,7 +74,7 @@ class CharTokenizer(Tokenizer):
 
     name = "char"
 
-    def __init__(self, texts=(), *, min_freq: int = 1):
+    def __init__(self, texts=(), *, min_freq: Count = 1):
         counts = Counter()
         for t in texts:
             counts.update(t)

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count
 from .tokenizers import SPECIALS, Tokenizer
 
 WORD = re.compile(r"\w+|[^\w\s]")
@@ -28,7 +29,7 @@ class WordTokenizer(Tokenizer):
 
     name = "word"
 
-    def __init__(self, texts=(), *, vocab_size: int = 8000, min_freq: int = 2, lowercase: bool = False):
+    def __init__(self, texts=(), *, vocab_size: Count = 8000, min_freq: Count = 2, lowercase: bool = False):
         if vocab_size <= len(SPECIALS):
             raise ConfigError("data.tokenizer.vocab_size", f"must exceed the {len(SPECIALS)} special tokens")
         self.lowercase = lowercase
@@ -65,7 +66,7 @@ class BPETokenizer(Tokenizer):
 
     name = "bpe"
 
-    def __init__(self, texts=(), *, vocab_size: int = 2000, min_frequency: int = 2):
+    def __init__(self, texts=(), *, vocab_size: Count = 2000, min_frequency: Count = 2):
         try:
             from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
         except ImportError:

@@ -1,0 +1,203 @@
+"""Run folders: never two runs in one folder, one process per folder, honest bookkeeping on resume,
+signal exit codes, failed runs marked, pseudo-label accuracy only over known labels."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import sslkit
+from sslkit import checkpoint
+from sslkit.errors import ConfigError
+
+from conftest import RECIPES, sslkit_cli
+
+RECIPE = RECIPES / "supervised_digits.yaml"
+# a constant schedule, so a resume may raise the step budget
+TINY = {"encoder.hidden": [16], "trainer.progress": False, "trainer.batch_size": 32, "trainer.max_steps": 3,
+        "trainer.scheduler": {"name": "constant"}, "trainer.log_every": 1}
+
+
+def _args(over: dict) -> list:
+    out = []
+    for k, v in over.items():
+        out += ["--set", f"{k}={json.dumps(v)}"]
+    return out
+
+
+def _snapshot(d):
+    return {p.relative_to(d): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def finished(tmp_path):
+    return sslkit.run(RECIPE, overrides=TINY, out=tmp_path / "r").run_dir
+
+
+def test_out_on_an_existing_run_refuses_unless_overwrite(finished):
+    before = _snapshot(finished)
+    proc = sslkit_cli("run", RECIPE, *_args(TINY), "--out", finished)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"error: --out: {finished} already holds a run; pass --overwrite to replace "
+                                   f"it or --resume {finished} to continue it")
+    assert _snapshot(finished) == before
+    proc = sslkit_cli("run", RECIPE, *_args(TINY), "--out", finished, "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+    log = [json.loads(line) for line in (finished / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == [1, 2, 3], "the replaced run's log must not be appended to"
+
+
+def test_out_on_a_folder_of_other_files_is_never_emptied(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="is not empty and holds no run"):
+        sslkit.run(RECIPE, overrides=TINY, out=tmp_path / "mine", overwrite=True)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_a_live_lock_stops_a_second_process_and_a_stale_one_is_taken_over(finished):
+    import socket
+
+    lock = finished / ".lock"
+    lock.write_text(f"{os.getpid()} {socket.gethostname()}\n")  # this test process is alive
+    proc = sslkit_cli("run", "--resume", finished, "--set", "trainer.max_steps=4")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"in use by process {os.getpid()}" in proc.stderr and str(lock) in proc.stderr
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(f"{dead.pid} {socket.gethostname()}\n")
+    proc = sslkit_cli("run", "--resume", finished, "--set", "trainer.max_steps=4")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((finished / "metrics.json").read_text())["step"] == 4
+    assert not lock.exists(), "the lock is released when the run ends"
+
+
+def test_resume_cuts_the_log_back_and_accumulates_time(finished):
+    state = checkpoint.load(finished / "checkpoints" / "last.pt")
+    assert state["step"] == 3 and state["train_time_s"] > 0
+    state["train_time_s"] = 1000.0  # as if the first part had trained for 1000 s
+    checkpoint.save(state, finished / "checkpoints" / "last.pt")
+    # as after a SIGKILL past the checkpoint: later lines, one torn, and no final metrics
+    with open(finished / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 4, "loss": 9.0}) + "\n" + '{"step": 5, "lo')
+    (finished / "metrics.json").unlink()
+    proc = sslkit_cli("run", "--resume", finished, "--set", "trainer.max_steps=5")
+    assert proc.returncode == 0, proc.stderr
+    log = [json.loads(line) for line in (finished / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in log if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5] and all(r.get("loss") != 9.0 for r in log)
+    final = json.loads((finished / "metrics.json").read_text())
+    assert final["status"] == "finished" and final["step"] == 5
+    assert 1000 < final["train_time_s"] < 1100
+    assert final["samples_per_s"] == round(32 * 5 / final["train_time_s"], 1)
+
+
+def test_resuming_a_finished_run_changes_nothing(finished):
+    before = _snapshot(finished)
+    proc = sslkit_cli("run", "--resume", finished)
+    assert proc.returncode == 0, proc.stderr
+    assert "already finished (step 3); nothing was changed" in proc.stderr
+    assert _snapshot(finished) == before
+
+
+@pytest.mark.parametrize("extra,fragment", [
+    (["RECIPE"], "--resume: cannot be combined with a RECIPE"),
+    (["--out", "OTHER"], "--resume: cannot be combined with --out"),
+    (["--set", "encoder.hidden=[8]"], "--set encoder.hidden: cannot be changed on --resume"),
+])
+def test_resume_refuses_what_it_would_ignore(finished, tmp_path, extra, fragment):
+    extra = [str(RECIPE) if a == "RECIPE" else str(tmp_path / "o") if a == "OTHER" else a for a in extra]
+    args = ["run", "--resume", finished, *extra] if extra[0] != str(RECIPE) else ["run", extra[0], "--resume", finished]
+    proc = sslkit_cli(*args)
+    assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
+    if "--set" in extra:
+        assert "trainer.max_steps" in proc.stderr, "the error names the keys that may change"
+
+
+def test_changing_the_budget_of_a_decaying_schedule_is_refused(tmp_path):
+    run_dir = sslkit.run(RECIPE, overrides={**TINY, "trainer.scheduler": {"name": "cosine"}},
+                         out=tmp_path / "c").run_dir
+    proc = sslkit_cli("run", "--resume", run_dir, "--set", "trainer.max_steps=6")
+    assert proc.returncode == 2 and "trainer.max_steps: the run was planned for 3 steps and now for 6" in proc.stderr
+
+
+def test_truncated_checkpoint_is_one_sentence_naming_the_file(finished):
+    ck = finished / "checkpoints" / "last.pt"
+    ck.write_bytes(ck.read_bytes()[:100])
+    proc = sslkit_cli("run", "--resume", finished, "--set", "trainer.max_steps=4")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    msg = proc.stderr.strip()
+    assert msg.startswith("error: ") and str(ck) in msg and msg.endswith(".") and msg.count("\n") == 0
+
+
+def test_failed_run_is_marked_and_finished_run_says_so(tmp_path, finished):
+    assert json.loads((finished / "metrics.json").read_text())["status"] == "finished"
+    proc = sslkit_cli("run", RECIPES / "semi_moons.yaml", "--set", "data.labels_per_class=400",
+                      "--set", "trainer.max_steps=1", "--out", tmp_path / "bad")
+    assert proc.returncode == 2
+    saved = json.loads((tmp_path / "bad" / "metrics.json").read_text())
+    assert saved["status"] == "failed" and "labels_per_class: 400 labels per class requested" in saved["error"]
+
+
+def test_sigint_exits_130(tmp_path):
+    run_dir = tmp_path / "s"
+    proc = subprocess.Popen([sys.executable, "-m", "sslkit", "run", str(RECIPE), "--out", str(run_dir), *_args(
+        {**TINY, "trainer.max_steps": 100000, "trainer.checkpoint_every": 5, "trainer.log_every": 1000})],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    t = time.time()
+    while not (run_dir / "checkpoints" / "last.pt").exists() and time.time() - t < 120:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "stopped by SIGINT" in err
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "interrupted"
+
+
+def test_default_run_folder_is_under_the_current_folder(tmp_path):
+    proc = sslkit_cli("run", RECIPE, *_args(TINY), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    made = list((tmp_path / "runs").iterdir())
+    assert len(made) == 1 and made[0].name.startswith("supervised_digits-")
+
+
+def test_pseudo_label_accuracy_counts_only_rows_with_a_known_label(tmp_path):
+    rng = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 2, generator=rng)
+    y = (x[:, 0] > 0).long()
+    rows = ["a,b,label"]
+    for i, (xi, yi) in enumerate(zip(x.tolist(), y.tolist())):
+        rows.append(f"{xi[0]:.3f},{xi[1]:.3f},{yi if i % 3 == 0 else ''}")  # two rows in three unlabeled
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    over = {"data": {"name": "csv", "path": str(tmp_path / "d.csv")}, "encoder": {"name": "mlp", "hidden": [8]},
+            "objectives": [{"name": "pseudo_label", "relation": {"name": "confidence", "threshold": 0.0}}],
+            "trainer": {"max_steps": 3, "progress": False, "batch_size": 8}}
+    res = sslkit.run(over, out=tmp_path / "r")
+    assert res.metrics["mean_mask_rate"] == 1.0  # threshold 0: every drawn row is kept
+    _, passes, correct, judged = checkpoint.load(res.run_dir / "checkpoints" / "last.pt")["model"][
+        "objectives.0.totals"].tolist()
+    drawn = passes * 8 * 7  # batch 8, unlabeled_ratio 7
+    # only the drawn rows with a label in the CSV are judged; the empty-label rows (y_true -1) are not
+    assert 0 < judged < drawn / 2
+    assert res.metrics["pseudo_label_accuracy"] == pytest.approx(correct / judged)
+
+
+def test_busy_machine_note_names_the_setting(tmp_path, monkeypatch):
+    from sslkit.runner import busy_machine_note
+
+    note = busy_machine_note(30.0, threads=2, load=5.7, cores=2)
+    assert note and "load average 5.7 on 2 cores" in note and "trainer.threads=1" in note and "\n" not in note
+    assert busy_machine_note(30.0, threads=1, load=5.7, cores=2) is None  # already one thread
+    assert busy_machine_note(30.0, threads=2, load=1.5, cores=2) is None  # a quiet machine
+    assert busy_machine_note(0.2, threads=2, load=9.0, cores=2) is None  # too short to matter
+    # the end-of-run summary carries it (train_time_s of the run passed in)
+    seen = []
+    monkeypatch.setattr("sslkit.runner.busy_machine_note", lambda t: seen.append(t) or "busy")
+    res = sslkit.run(RECIPE, overrides=TINY, out=tmp_path / "r")
+    assert res.notes == ["busy"] and seen == [res.metrics["train_time_s"]]
