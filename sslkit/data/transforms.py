@@ -14,11 +14,10 @@ Every random draw uses torch's default generator, which :mod:`sslkit.data.loader
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Callable, Optional
 
 import torch
-from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as F
 
 from .views import Identity, Strong, Weak
 from .views_contrastive import Crop
@@ -32,37 +31,46 @@ def _u(lo: float, hi: float) -> float:
 
 
 def _shear(img, v, axis):
+    from torchvision.transforms.v2 import functional as F
+
     angle = math.degrees(math.atan(v))
     return F.affine(img, angle=0.0, translate=[0, 0], scale=1.0, shear=[angle, 0.0] if axis == 0 else [0.0, angle])
 
 
 def _translate(img, v, axis):
+    from torchvision.transforms.v2 import functional as F
+
     side = img.shape[-1] if axis == 0 else img.shape[-2]
     shift = [v * side, 0.0] if axis == 0 else [0.0, v * side]
     return F.affine(img, angle=0.0, translate=shift, scale=1.0, shear=[0.0, 0.0])
 
 
-# (operation, low, high) of FixMatch's RandAugment pool; the magnitude is drawn in [low, high]
-OPS: list = [
-    (lambda img, v: F.autocontrast(img), 0, 1),
-    (F.adjust_brightness, 0.05, 0.95),
-    (F.adjust_saturation, 0.05, 0.95),
-    (F.adjust_contrast, 0.05, 0.95),
-    (lambda img, v: F.equalize(img), 0, 1),
-    (lambda img, v: img, 0, 1),
-    (lambda img, v: F.posterize(img, int(v)), 4, 8),
-    (lambda img, v: F.rotate(img, v), -30, 30),
-    (F.adjust_sharpness, 0.05, 0.95),
-    (lambda img, v: _shear(img, v, 0), -0.3, 0.3),
-    (lambda img, v: _shear(img, v, 1), -0.3, 0.3),
-    (lambda img, v: F.solarize(img, min(v, 255.0)), 0, 256),
-    (lambda img, v: _translate(img, v, 0), -0.3, 0.3),
-    (lambda img, v: _translate(img, v, 1), -0.3, 0.3),
-]
+@lru_cache(maxsize=None)
+def fixmatch_ops() -> tuple:
+    """(operation, low, high) of FixMatch's RandAugment pool; the magnitude is drawn in [low, high].
+    (Built on first use: torchvision is imported only by runs that augment per sample.)"""
+    from torchvision.transforms.v2 import functional as F
+
+    return (
+        (lambda img, v: F.autocontrast(img), 0, 1),
+        (F.adjust_brightness, 0.05, 0.95),
+        (F.adjust_saturation, 0.05, 0.95),
+        (F.adjust_contrast, 0.05, 0.95),
+        (lambda img, v: F.equalize(img), 0, 1),
+        (lambda img, v: img, 0, 1),
+        (lambda img, v: F.posterize(img, int(v)), 4, 8),
+        (lambda img, v: F.rotate(img, v), -30, 30),
+        (F.adjust_sharpness, 0.05, 0.95),
+        (lambda img, v: _shear(img, v, 0), -0.3, 0.3),
+        (lambda img, v: _shear(img, v, 1), -0.3, 0.3),
+        (lambda img, v: F.solarize(img, min(v, 255.0)), 0, 256),
+        (lambda img, v: _translate(img, v, 0), -0.3, 0.3),
+        (lambda img, v: _translate(img, v, 1), -0.3, 0.3),
+    )
 
 
 class FixMatchRandAugment(torch.nn.Module):
-    """RandAugment as FixMatch uses it: ``num_ops`` operations drawn with replacement from :data:`OPS`,
+    """RandAugment as FixMatch uses it: ``num_ops`` operations drawn with replacement from :func:`fixmatch_ops`,
     each with a magnitude drawn uniformly from its range (shrunk towards the identity by
     ``magnitude`` in [0, 1]), on a ``uint8`` ``[C, H, W]`` image.
 
@@ -74,8 +82,9 @@ class FixMatchRandAugment(torch.nn.Module):
         self.num_ops, self.magnitude = num_ops, magnitude
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        for k in torch.randint(len(OPS), (self.num_ops,)).tolist():
-            op, lo, hi = OPS[k]
+        ops = fixmatch_ops()
+        for k in torch.randint(len(ops), (self.num_ops,)).tolist():
+            op, lo, hi = ops[k]
             mid = (lo + hi) / 2 if lo < 0 else lo  # signed ranges shrink towards 0, others towards low
             m = self.magnitude
             img = op(img, _u(mid + (lo - mid) * m, mid + (hi - mid) * m))
@@ -104,8 +113,14 @@ class Cutout(torch.nn.Module):
         return img
 
 
-def weak_transform(side: int, shift: float, flip: bool) -> v2.Compose:
+def _unchanged(img):  # a module-level function: picklable for spawned workers
+    return img
+
+
+def weak_transform(side: int, shift: float, flip: bool):
     """Random crop of the ``side`` x ``side`` image after reflection padding of ``shift * side``, and a flip."""
+    from torchvision.transforms import v2
+
     ops = [v2.RandomCrop(side, padding=round(shift * side), padding_mode="reflect")]
     if flip:
         ops.append(v2.RandomHorizontalFlip())
@@ -115,10 +130,12 @@ def weak_transform(side: int, shift: float, flip: bool) -> v2.Compose:
 def per_sample(view, shape: tuple) -> Optional[Callable]:
     """The per-sample ``uint8`` form of a built view, or None when it has none (such views are applied
     to the batch after it reaches the device, as for in-memory data). ``shape``: ``(C, H, W)``."""
+    from torchvision.transforms import v2
+
     c, h, w = shape
     side = min(h, w)
     if type(view) is Identity:
-        return lambda img: img
+        return _unchanged
     if type(view) is Weak:
         return weak_transform(side, view.shift, view.flip)
     if type(view) is Strong:
