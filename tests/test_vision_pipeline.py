@@ -115,3 +115,18 @@ def test_corrupt_image_in_folder_is_named(tmp_path):
                       "--out", tmp_path / "run")
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "broken.png" in proc.stderr and proc.stderr.strip().count("\n") == 0
+
+
+def test_error_in_a_worker_reaches_the_trainer_as_one_config_error():
+    from sslkit.data import DataInfo, LazyColumn, TensorData
+    from sslkit.errors import ConfigError
+
+    def load(i):
+        if i == 3:
+            raise ConfigError("data.root", "cannot read image /images/3.png: truncated")
+        return torch.zeros(3, 8, 8)
+
+    data = TensorData({"x": LazyColumn(load, 6), "y": torch.zeros(6, dtype=torch.long)})
+    batches = make_batches(Stream(data, 6, 0, "k"), [], DataInfo("image", (3, 8, 8), 2), CPU, 1)
+    with pytest.raises(ConfigError, match="data.root: cannot read image /images/3.png"):
+        next(batches)

@@ -102,8 +102,10 @@ class _Augment(torch.utils.data.Dataset):
                     views.append(x)  # made on the device after the batch arrives
                     continue
                 out = torch.empty_like(x)
+                generator = torch.random.default_generator  # the one v2 transforms draw from
                 for j in range(len(x)):  # the row's place in the global batch: ranks together = one process
-                    torch.manual_seed(mix(seed, self.rank + self.world * j, v))
+                    # Generator.manual_seed: 200x cheaper than torch.manual_seed (which also visits CUDA)
+                    generator.manual_seed(mix(seed, self.rank + self.world * j, v))
                     out[j] = transform(x[j])
                 views.append(out)
         batch["views"] = views
