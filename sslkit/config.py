@@ -67,6 +67,8 @@ class TrainerConfig:
     checkpoint_every: Optional[Annotated[int, Range(1)]] = None  # steps between checkpoints; null: once per epoch
     progress: bool = True
     threads: Optional[Annotated[int, Range(1)]] = None  # torch CPU threads (null: torch's default); 1 is often faster on a busy machine
+    num_workers: Optional[Annotated[int, Range(0)]] = None  # DataLoader workers augmenting stored images (null: up to 8 on CUDA, 0 on CPU)
+    compile: bool = False  # torch.compile the encoder
 
 
 @dataclass

@@ -20,7 +20,9 @@ import torch
 from torch import nn
 
 from . import checkpoint, distributed
+from .acceleration import accelerate
 from .data import DataBundle
+from .data.loader import cache_images, make_batches
 from .data.stream import Stream, StreamSpec
 from .errors import ConfigError, Interrupted, TrainingError, did_you_mean
 from .model import MAIN_PLAYER, SSLModel
@@ -42,12 +44,6 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def _to(batch: dict, device) -> dict:
-    if device.type == "cpu":  # stream batches are CPU tensors already
-        return batch
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
 class Trainer:
     """Runs the loop for an :class:`SSLModel` on a :class:`DataBundle` as configured by ``cfg``
     (the resolved recipe) and writes logs, checkpoints and figures into ``run_dir`` (rank 0)."""
@@ -58,6 +54,7 @@ class Trainer:
         self.run_dir = run_dir
         self.rank, _, self.world = distributed.world()
         self.model = model.to(device)
+        accelerate(self.model, device, self.tcfg["compile"])
         self.net = self.model
         if self.world > 1:
             multi = len(self.model.players) > 1
@@ -65,6 +62,8 @@ class Trainer:
                 self.model, device_ids=[device.index] if device.type == "cuda" else None,
                 find_unused_parameters=multi)
         self.amp = (self.tcfg["precision"] == "bf16" or (self.tcfg["precision"] == "auto" and device.type == "cuda"))
+        if data.info.modality == "image":
+            cache_images(data)  # an image folder is decoded once, not every epoch
         self._build_streams()
         self._build_optimizers()
         # only objectives that override the no-op hook are called every step
@@ -80,7 +79,7 @@ class Trainer:
     def _build_streams(self):
         bs = self.tcfg["batch_size"]
         sources = {"labeled": self.data.labeled, "all": self.data.train}
-        self.streams, self.stream_views, self.routes = {}, {}, []
+        self.streams, self.stream_views, self.batches, self.routes = {}, {}, {}, []
         for i, obj in enumerate(self.model.objectives):
             route = {}
             for name, spec in obj.streams().items():
@@ -100,6 +99,8 @@ class Trainer:
                     self.streams[key] = Stream(rows, size, self.cfg["seed"], key, self.rank, self.world)
                     self.stream_views[key] = [build("views", v, self.data.info, path=f"objectives[{i}].views")
                                               for v in (spec.views or ())]
+                    self.batches[key] = make_batches(self.streams[key], self.stream_views[key], self.data.info,
+                                                     self.device, self.tcfg["num_workers"])
                 route[name] = key
             self.routes.append(route)
         self.steps_per_epoch = max(math.ceil(len(s.data) / s.batch_size) for s in self.streams.values())
@@ -135,12 +136,7 @@ class Trainer:
 
     # ------------------------------------------------------------- the loop
     def _next_batches(self) -> list:
-        fetched = {}
-        for key, stream in self.streams.items():
-            batch = _to(next(stream), self.device)
-            if self.stream_views[key]:
-                batch["views"] = [view(batch["x"]) for view in self.stream_views[key]]
-            fetched[key] = batch
+        fetched = {key: next(batches) for key, batches in self.batches.items()}
         return [{name: fetched[key] for name, key in route.items()} for route in self.routes]
 
     def _train_step(self, batches) -> dict:

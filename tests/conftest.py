@@ -42,6 +42,22 @@ def sslkit_cli(*args, cwd=None, timeout=600, env=None) -> subprocess.CompletedPr
                               cwd=cwd or tmp, timeout=timeout, env=full_env)
 
 
+def sample_data_overrides(recipe, folder: Path) -> dict:
+    """For a recipe reading an image dataset from ``data.root``: tiny generated files of that dataset
+    in ``folder`` (enough rows per class for its ``labels_per_class``) and the overrides that point
+    the recipe there with a small batch; ``{}`` for other recipes."""
+    import yaml
+
+    from sslkit.data import sample_files
+
+    data = (yaml.safe_load(Path(recipe).read_text()) or {}).get("data") or {}
+    if data.get("name") not in sample_files.WRITERS:
+        return {}
+    per_class = max(4, (data.get("labels_per_class") or 0) + 2)
+    sample_files.WRITERS[data["name"]](folder, per_class=per_class)
+    return {"data.root": str(folder), "trainer.batch_size": 4}
+
+
 @pytest.fixture
 def smoke():
     return dict(SMOKE)

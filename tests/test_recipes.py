@@ -5,7 +5,7 @@ import pytest
 
 import sslkit
 
-from conftest import RECIPES, ROOT, SMOKE
+from conftest import RECIPES, ROOT, SMOKE, sample_data_overrides
 
 ALL = sorted(RECIPES.glob("*.yaml"))
 
@@ -13,8 +13,9 @@ ALL = sorted(RECIPES.glob("*.yaml"))
 @pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
 def test_recipe_runs_at_smoke_size(path, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)  # recipes name their data (examples/own_data/...) relative to the repository root
-    sslkit.validate(path)
-    res = sslkit.run(path, overrides=dict(SMOKE), out=tmp_path / path.stem)
+    data = sample_data_overrides(path, tmp_path / "data")  # image datasets: tiny files, nothing downloaded
+    sslkit.validate(path, [f"{k}={v}" for k, v in data.items()])
+    res = sslkit.run(path, overrides={**SMOKE, **data}, out=tmp_path / path.stem)
     assert (res.run_dir / "metrics.json").is_file()
     # a staged recipe reports every stage's step as "stage/step"
     steps = [v for k, v in res.metrics.items() if k == "step" or k.endswith("/step")]

@@ -2,7 +2,7 @@
 
 In each fenced ``bash`` block, a line starting with ``sslkit run`` is run with
 ``--set trainer.max_steps=3`` (and the tutorial's other ``--set`` flags) into a temporary
-folder; a line starting with ``python`` runs with ``SSLKIT_SMOKE=1`` in the environment, which
+folder (a recipe reading an image dataset from ``data.root`` gets tiny generated files there); a line starting with ``python`` runs with ``SSLKIT_SMOKE=1`` in the environment, which
 tutorial scripts honour by shrinking their runs; ``sslkit`` lines of other sub-commands run
 as they are.
 """
@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, smoke_args
+from conftest import ROOT, sample_data_overrides, smoke_args
 
 TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("*.md"))
 BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
@@ -51,7 +51,8 @@ def test_tutorial_command(path, command, tmp_path):
                     argv[i + 1] = str(tmp_path / os.path.basename(argv[i + 1]))
             if "--out" not in argv:
                 argv += ["--out", str(tmp_path / "run")]
-            argv += smoke_args()
+            # a recipe reading an image dataset from disk gets tiny generated files instead
+            argv += smoke_args(**sample_data_overrides(ROOT / argv[2], tmp_path / "data"))
         argv = [sys.executable, "-m", "sslkit", *argv[1:]]
     else:
         argv = [sys.executable, *argv[1:]]

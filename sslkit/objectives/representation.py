@@ -43,7 +43,11 @@ class RepresentationObjective(Objective):
         train_y, test_y = self._labels(data.train), self._labels(test, "y")
         if train_y is None or test_y is None:  # an unlabeled corpus: nothing to probe
             return {}
-        train_f = extract_features(encoder, data.train, batch_size, device)
+        train = data.train
+        if (train_y < 0).any():  # only labeled rows enter the probe: STL-10's 100,000 unlabeled are skipped
+            train = train.subset(torch.nonzero(train_y >= 0).flatten())
+            train_y = train_y[train_y >= 0]
+        train_f = extract_features(encoder, train, batch_size, device)
         test_f = extract_features(encoder, test, batch_size, device)
         return probe_metrics(train_f, train_y, test_f, test_y, labels_per_class=self.probe_labels_per_class,
                              seed=self.seed, k=self.probe_k)
