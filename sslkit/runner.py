@@ -22,8 +22,8 @@ from .encoders.capabilities import check_requirements
 from .errors import ConfigError, SSLKitError
 from .model import SSLModel
 from .objectives.base import ObjectiveContext
-from .plots import save_curves
 from .registry import registry
+from .reporters import build_reporters
 from .schema import Part, build, split_common
 from .trainer import Trainer, resolve_device
 
@@ -124,7 +124,6 @@ def _train(cfg: dict, run_dir: Optional[Path], state: Optional[dict], device, st
     trainer = Trainer(cfg, data, model, device, run_dir if main else None)
     metrics = trainer.fit(resume=state)
     if main:
-        save_curves(trainer.history, run_dir / "curves.png")
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -220,7 +219,7 @@ def validate(recipe, overrides=()) -> dict:
         return {"stages": {name: cfg for name, (cfg, _) in resolve_stages(raw, overrides).items()}}
     cfg = config.resolve(config.apply_overrides(raw, overrides))
     data = build_data(cfg)
-    build_model(cfg, data)
+    build_reporters(cfg, build_model(cfg, data).objectives)
     return cfg
 
 

@@ -25,6 +25,7 @@ from .data.stream import Stream, StreamSpec
 from .errors import ConfigError, Interrupted, TrainingError, did_you_mean
 from .model import MAIN_PLAYER, SSLModel
 from .objectives.base import Objective
+from .reporters import RunContext, build_reporters
 from .schema import build
 
 
@@ -69,6 +70,7 @@ class Trainer:
         self._build_optimizers()
         # only objectives that override the no-op hook are called every step
         self._after_step = [o for o in self.model.objectives if type(o).after_step is not Objective.after_step]
+        self.reporters = build_reporters(cfg, self.model.objectives)
         self.step = 0
         self.history: list = []
         self._stop_signal = None
@@ -183,7 +185,12 @@ class Trainer:
         rec["samples_per_s"] = round(self.rows_per_step * steps / max(elapsed, 1e-9), 1)
         return rec
 
+    def run_context(self) -> RunContext:
+        """What reporters see of this run (:class:`sslkit.reporters.RunContext`)."""
+        return RunContext(self.data, self.model, self.device, self.run_dir, self.history, self.cfg["seed"])
+
     def evaluate(self) -> dict:
+        """The objectives' ``test_*`` metrics and the reporters' :meth:`~sslkit.reporters.Reporter.during`."""
         metrics = {}
         self.model.eval()
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
@@ -192,8 +199,25 @@ class Trainer:
                 for k, v in obj.evaluate(self.data.test, self.model.encoder, self.tcfg["batch_size"],
                                          self.device).items():
                     metrics[k if k not in metrics else f"{name}/{k}"] = v
+            run = self.run_context()
+            for reporter in self.reporters:
+                metrics.update(reporter.during(run))
         self.model.train()
         return metrics
+
+    def report(self) -> dict:
+        """The objectives' :meth:`~sslkit.objectives.base.Objective.final_metrics` and the reporters' final
+        metrics and files (rank 0, eval mode, no autocast: scores and figures in float32)."""
+        final = {}
+        for obj in self.model.objectives:
+            final.update(obj.final_metrics())
+        self.model.eval()
+        run = self.run_context()
+        with torch.no_grad():
+            for reporter in self.reporters:
+                final.update(reporter.report(run))
+        self.model.train()
+        return final
 
     def _write(self, rec: dict):
         self.history.append(rec)
@@ -266,8 +290,7 @@ class Trainer:
             final.update(self.evaluate())
             self._write({"step": self.step, "epoch": final["epoch"], **{k: v for k, v in final.items()
                                                                          if k.startswith("test_")}})
-            for obj in self.model.objectives:
-                final.update(obj.finalize(self.run_dir, self.data, self.model.encoder, self.device) or {})
+            final.update(self.report())
         final["train_time_s"] = round(wall, 3)
         final["samples_per_s"] = round(self.rows_per_step * max(self.step - (resume or {}).get("step", 0), 0)
                                        / max(wall, 1e-9), 1)

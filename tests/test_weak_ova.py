@@ -103,7 +103,7 @@ def test_dawid_skene_targets_follow_the_fitted_posterior():
     obj, train = objective(ann, labels="dawid_skene")
     loss, targets = obj.label_model(torch.zeros(3, 3), ann[:3], 0)
     assert targets.argmax(1).tolist() == [0, 1, 2] and torch.allclose(targets.sum(1), torch.ones(3))
-    assert set(obj.finalize(None, None, None, "cpu")) == {f"annotator_{k}_accuracy" for k in range(3)}
+    assert set(obj.final_metrics()) == {f"annotator_{k}_accuracy" for k in range(3)}
 
 
 def test_bad_annotations_and_settings_are_config_errors():

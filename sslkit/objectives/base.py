@@ -9,13 +9,14 @@ recipe. An objective
 * may split its parameters into several *players* stepped in turn with their own optimizers
   (a GAN's discriminator and generator); single-player objectives use the ``model`` player;
 * may report evaluation metrics on the test split (:meth:`evaluate`), update state after each
-  optimizer step (:meth:`after_step`, e.g. an EMA teacher), and write figures at the end
-  (:meth:`finalize`).
+  training step (:meth:`after_step`, e.g. an EMA teacher), and report metrics of its own state at the
+  end (:meth:`final_metrics`);
+* names the reporters (:mod:`sslkit.reporters`: sample quality, probes, figures) a run gets by default
+  (:attr:`Objective.reporters`); what is not its loss lives there, not in the objective.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 import torch
@@ -60,6 +61,7 @@ class Objective(nn.Module):
 
     players: tuple = ("model",)
     requires: tuple = ()  # Capabilities (sslkit.encoders.capabilities) the encoder must have; checked at build
+    reporters: tuple = ()  # reporters (names or part mappings) a run gets when its recipe lists none
 
     def streams(self) -> dict:
         return {"labeled": StreamSpec("labeled")}
@@ -77,9 +79,13 @@ class Objective(nn.Module):
         """Metrics on the test split, named ``test_*``."""
         return {}
 
-    def finalize(self, run_dir: Optional[Path], data: DataBundle, encoder: nn.Module, device) -> dict:
-        """Called once at the end of training (on rank 0): write figures into ``run_dir``; may return
-        extra final metrics."""
+    def default_reporters(self) -> tuple:
+        """The reporters this objective names for a recipe without ``reporters:`` (default: :attr:`reporters`)."""
+        return self.reporters
+
+    def final_metrics(self) -> dict:
+        """Metrics of the objective's own state at the end of training (e.g. a running mask rate), on rank 0.
+        Figures and evaluations of the trained model are reporters."""
         return {}
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import json
 from typing import Optional
 
 import torch
@@ -110,6 +109,7 @@ class PPO(Objective):
     """
 
     requires = (CAUSAL,)  # each token is predicted from the tokens before it
+    reporters = ("ppo_curves",)
 
     def __init__(self, ctx: ObjectiveContext, *, reward_model: Optional[str] = "reward",
                  reward_fn: Optional[str] = None, reference: Optional[str] = "sft", monitor: Optional[str] = None,
@@ -295,37 +295,5 @@ class PPO(Objective):
                 out["test_monitor_score"] += float(self.monitor(seq, plen).mean()) * w
         return out
 
-    def finalize(self, run_dir, data, encoder, device):
-        """``ppo_curves.png``: reward (and monitor score), KL and beta over the PPO steps."""
-        if run_dir is None or not (run_dir / "metrics.jsonl").is_file():
-            return {}
-        recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        key = next((k[:-len("/kl_coef")] for r in recs for k in r if k.endswith("/kl_coef")), None)
-        recs = [r for r in recs if key is not None and f"{key}/reward" in r]
-        if not recs:
-            return {}
-        from ..plots import pyplot
-
-        plt = pyplot()
-        steps = [r["step"] for r in recs]
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-        axes[0].plot(steps, [r[f"{key}/reward"] for r in recs], c="C0")
-        axes[0].set_ylabel("reward (optimised)", color="C0")
-        if f"{key}/monitor_score" in recs[0]:  # its own scale: a reward model's units are arbitrary
-            twin = axes[0].twinx()
-            twin.plot(steps, [r[f"{key}/monitor_score"] for r in recs], c="C1")
-            twin.set_ylabel("monitor score (not optimised)", color="C1")
-        axes[0].set_title("reward per response")
-        axes[1].plot(steps, [r[f"{key}/kl"] for r in recs])
-        if self.kl.target is not None:
-            axes[1].axhline(self.kl.target, ls="--", c="grey", label="target")
-            axes[1].legend()
-        axes[1].set_title("KL(policy || reference) per response")
-        axes[2].plot(steps, [r[f"{key}/kl_coef"] for r in recs])
-        axes[2].set_title("KL coefficient beta")
-        for ax in axes:
-            ax.set_xlabel("PPO step")
-        fig.tight_layout()
-        fig.savefig(run_dir / "ppo_curves.png", dpi=90)
-        plt.close(fig)
+    def final_metrics(self) -> dict:
         return {"final_kl_coef": float(self.kl_coef)}

@@ -2,13 +2,11 @@
 linear-probe and k-NN accuracy of the frozen encoder's features, and a t-SNE figure."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
 
 import torch
 
 from ..errors import ConfigError
-from ..evaluation import embedding_figure, extract_features, probe_metrics
+from ..evaluation import extract_features, probe_metrics
 from .base import Objective, ObjectiveContext
 
 
@@ -17,11 +15,13 @@ class RepresentationObjective(Objective):
 
     ``evaluate`` fits a linear probe and a k-NN classifier on the training rows' features with their
     true labels (``y_true``: used for the probe only, never for training) and scores them on the test
-    split; ``finalize`` writes ``embedding.png`` (t-SNE of the test features).
+    split; the ``embedding`` reporter draws ``embedding.png`` (t-SNE of the test features).
 
     probe_labels_per_class: size per class of the few-label probe. probe_k: k-NN neighbours.
-    embedding_plot: write ``embedding.png`` at the end.
+    embedding_plot: name the ``embedding`` reporter as a default (``embedding.png`` at the end).
     """
+
+    reporters = ("embedding",)
 
     def __init__(self, ctx: ObjectiveContext, probe_labels_per_class: int = 5, probe_k: int = 20,
                  embedding_plot: bool = True):
@@ -52,16 +52,5 @@ class RepresentationObjective(Objective):
         return probe_metrics(train_f, train_y, test_f, test_y, labels_per_class=self.probe_labels_per_class,
                              seed=self.seed, k=self.probe_k)
 
-    @torch.no_grad()
-    def finalize(self, run_dir: Optional[Path], data, encoder, device) -> dict:
-        if run_dir is None or not self.embedding_plot or len(data.test) < 5:
-            return {}
-        was_training = encoder.training
-        encoder.eval()
-        feats = extract_features(encoder, data.test, 256, device)
-        encoder.train(was_training)
-        y = data.test.columns.get("y", torch.full((len(feats),), -1))
-        embedding_figure(feats, y, Path(run_dir) / "embedding.png", seed=self.seed,
-                         class_names=self.class_names or None,
-                         title=f"t-SNE of encoder features ({type(self).__name__.lower()})")
-        return {}
+    def default_reporters(self) -> tuple:
+        return self.reporters if self.embedding_plot else ()
