@@ -157,3 +157,29 @@ def test_mpnet_recipe_reports_test_perplexity_from_the_cli(tmp_path):
     metrics = json.loads((tmp_path / "mpnet" / "metrics.json").read_text())
     assert math.isfinite(metrics["test_plm_perplexity"]) and 1 < metrics["test_plm_perplexity"] < 400
     assert 0 <= metrics["test_plm_accuracy"] <= 1
+
+
+def test_two_stream_attention_is_a_capability_of_the_transformer_block():
+    """With the query stream equal to the content stream and both masks the padding mask, every block's
+    two-stream step is ordinary self-attention: forward_two_stream reproduces forward_tokens."""
+    from sslkit.encoders.capabilities import TWO_STREAM
+    from sslkit.encoders.transformer import padding_mask
+
+    _, enc = objective(T=16)
+    x = text_row(12)
+    x = torch.cat([x, torch.full((1, 4), TOK.pad_id)], 1)
+    h = enc.embed(x, torch.arange(16))
+    mask = padding_mask(x, TOK.pad_id)
+    with torch.no_grad():
+        assert torch.allclose(enc.forward_two_stream(h, h, mask, mask), enc.forward_tokens(x), atol=1e-5)
+    assert TWO_STREAM.met_by(enc)
+
+
+def test_plm_on_an_encoder_without_two_streams_stops_at_build():
+    from sslkit.runner import validate
+
+    recipe = {"data": {"name": "docstrings", "max_length": 32}, "encoder": {"name": "lstm"},
+              "objectives": [{"name": "plm"}]}
+    with pytest.raises(ConfigError, match=r"objectives\[0\]: 'plm' needs a bidirectional two-stream encoder; "
+                                          r"encoder 'lstm' is not one \(.*transformer"):
+        validate(recipe)
