@@ -102,7 +102,10 @@ class Trainer:
                                               for v in (spec.views or ())]
                 route[name] = key
             self.routes.append(route)
-        self.steps_per_epoch = max(math.ceil(len(s.data) / s.batch_size) for s in self.streams.values())
+        # an objective that updates several times on each batch it draws (a rollout) stretches the epoch
+        updates = max(obj.updates_per_batch(self.streams[key].batch_size // self.world)
+                      for obj, route in zip(self.model.objectives, self.routes) for key in route.values())
+        self.steps_per_epoch = updates * max(math.ceil(len(s.data) / s.batch_size) for s in self.streams.values())
         self.total_steps = self.tcfg["epochs"] * self.steps_per_epoch
         if self.tcfg["max_steps"] is not None:
             self.total_steps = min(self.total_steps, self.tcfg["max_steps"])
@@ -135,13 +138,19 @@ class Trainer:
 
     # ------------------------------------------------------------- the loop
     def _next_batches(self) -> list:
+        """One batch per stream route of the objectives that draw one this step (``None`` for the others:
+        a rollout still draining its buffer), so no stream advances without its batch being used."""
+        routes = [route if obj.needs_batch() else None for obj, route in zip(self.model.objectives, self.routes)]
+        wanted = {key for route in routes if route for key in route.values()}
         fetched = {}
         for key, stream in self.streams.items():
+            if key not in wanted:
+                continue
             batch = _to(next(stream), self.device)
             if self.stream_views[key]:
                 batch["views"] = [view(batch["x"]) for view in self.stream_views[key]]
             fetched[key] = batch
-        return [{name: fetched[key] for name, key in route.items()} for route in self.routes]
+        return [route and {name: fetched[key] for name, key in route.items()} for route in routes]
 
     def _train_step(self, batches) -> dict:
         outputs = {}
@@ -196,7 +205,7 @@ class Trainer:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
         with torch.no_grad(), autocast:
             for name, obj in zip(self.model.names, self.model.objectives):
-                for k, v in obj.evaluate(self.data.test, self.model.encoder, self.tcfg["batch_size"],
+                for k, v in obj.evaluate(self.data, self.model.encoder, self.tcfg["batch_size"],
                                          self.device).items():
                     metrics[k if k not in metrics else f"{name}/{k}"] = v
             run = self.run_context()

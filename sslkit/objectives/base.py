@@ -71,12 +71,23 @@ class Objective(nn.Module):
         no other player claims, so single-player objectives need not override this."""
         return []
 
+    def needs_batch(self) -> bool:
+        """Whether the next training step draws a batch for this objective (a rollout objective still
+        updating on its buffer does not; its stream then stays where it is)."""
+        return True
+
+    def updates_per_batch(self, n: int) -> int:
+        """Training steps (optimizer updates) one drawn batch of ``n`` rows lasts (rollouts: several)."""
+        return 1
+
     def after_step(self, step: int, encoder: nn.Module) -> None:
-        """Called after every optimizer step of every player (EMA updates, buffers)."""
+        """Called once per training step ``step`` (0-based), after every player's optimizer has stepped
+        (EMA updates, step counters)."""
 
     @torch.no_grad()
-    def evaluate(self, test: TensorData, encoder: nn.Module, batch_size: int, device) -> dict:
-        """Metrics on the test split, named ``test_*``."""
+    def evaluate(self, data: DataBundle, encoder: nn.Module, batch_size: int, device) -> dict:
+        """Metrics named ``test_*``, on ``data.test`` (the rest of the run's data, e.g. training rows for a
+        probe, is in ``data``); called in eval mode under ``torch.no_grad``, ``batch_size`` rows at a time."""
         return {}
 
     def default_reporters(self) -> tuple:
@@ -105,9 +116,9 @@ class Classifier(Objective):
         raise NotImplementedError
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device) -> dict:
+    def evaluate(self, data, encoder, batch_size, device) -> dict:
         correct = total = 0
-        for b in batched(test, batch_size, device):
+        for b in batched(data.test, batch_size, device):
             pred = self.logits(b["x"], encoder).argmax(1)
             keep = b["y"] >= 0
             correct += (pred[keep] == b["y"][keep]).sum().item()

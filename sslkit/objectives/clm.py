@@ -56,9 +56,9 @@ class CausalLM(Objective):
         return Output(loss, {"perplexity": loss.detach().exp()})
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
+    def evaluate(self, data, encoder, batch_size, device):
         nll, n = 0.0, 0
-        for b in batched(test, batch_size, device, columns=("x",)):
+        for b in batched(data.test, batch_size, device, columns=("x",)):
             inp, target = shifted(b["x"], self.pad_id)
             logits = self.token_logits(inp, encoder).float()
             keep = target != IGNORE

@@ -229,11 +229,11 @@ class GAN(Objective):
         return torch.cat([self.generate(z[i:i + 512], averaged=True) for i in range(0, n, 512)]), codes
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device) -> dict:
+    def evaluate(self, data, encoder, batch_size, device) -> dict:
         """Mean D(x) probability on the test split and on as many samples (the ``sample_balance`` reporter
         adds the samples' predicted-class balance, so a collapse shows up while training)."""
         real = [torch.sigmoid(self.discriminate(b["x"].float(), encoder))
-                for b in batched(test, batch_size, device, ("x",))]
+                for b in batched(data.test, batch_size, device, ("x",))]
         if not real:
             return {}
         real = torch.cat(real)

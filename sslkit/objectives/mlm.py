@@ -54,10 +54,10 @@ class MaskedObjective(Objective):
         return Output(loss, {"masked_accuracy": token_accuracy(logits, target)})
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
+    def evaluate(self, data, encoder, batch_size, device):
         g = torch.Generator(device=device).manual_seed(EVAL_SEED)
         nll, correct, n = 0.0, 0, 0
-        for b in batched(test, batch_size, device, columns=("x",)):
+        for b in batched(data.test, batch_size, device, columns=("x",)):
             inputs, labels = self.corrupt(b["x"], g)[:2]
             logits, target = self.predict(inputs, labels, encoder)
             nll += F.cross_entropy(logits.float(), target, reduction="sum").item()

@@ -189,10 +189,10 @@ class PermutedLM(Objective):
         return Output(loss, {"plm_accuracy": token_accuracy(logits, target)})
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
+    def evaluate(self, data, encoder, batch_size, device):
         g = torch.Generator(device=device).manual_seed(EVAL_SEED)
         nll, correct, n = 0.0, 0, 0
-        for b in batched(test, batch_size, device, columns=("x",)):
+        for b in batched(data.test, batch_size, device, columns=("x",)):
             logits, target = self._logits(b["x"], encoder, g)
             nll += F.cross_entropy(logits.float(), target, reduction="sum").item()
             correct += int((logits.argmax(-1) == target).sum())

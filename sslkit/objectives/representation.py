@@ -30,7 +30,6 @@ class RepresentationObjective(Objective):
             raise ConfigError(f"{ctx.path}.probe_labels_per_class", f"must be at least 1, got {probe_labels_per_class}")
         if probe_k < 1:
             raise ConfigError(f"{ctx.path}.probe_k", f"must be at least 1, got {probe_k}")
-        self._data = ctx.data  # a plain attribute, not a buffer: the data stays out of checkpoints
         self.probe_labels_per_class, self.probe_k, self.seed = probe_labels_per_class, probe_k, ctx.seed
         self.embedding_plot = embedding_plot
         self.class_names = list(ctx.info.class_names or [])
@@ -40,15 +39,14 @@ class RepresentationObjective(Objective):
         return None if y is None or not (y >= 0).any() else y
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device) -> dict:
-        data = self._data
-        if data is None or len(test) == 0:
+    def evaluate(self, data, encoder, batch_size, device) -> dict:
+        if len(data.test) == 0:
             return {}
-        train_y, test_y = self._labels(data.train), self._labels(test, "y")
+        train_y, test_y = self._labels(data.train), self._labels(data.test, "y")
         if train_y is None or test_y is None:  # an unlabeled corpus: nothing to probe
             return {}
         train_f = extract_features(encoder, data.train, batch_size, device)
-        test_f = extract_features(encoder, test, batch_size, device)
+        test_f = extract_features(encoder, data.test, batch_size, device)
         return probe_metrics(train_f, train_y, test_f, test_y, labels_per_class=self.probe_labels_per_class,
                              seed=self.seed, k=self.probe_k)
 

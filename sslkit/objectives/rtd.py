@@ -112,10 +112,10 @@ class ReplacedTokenDetection(Objective):
                        "gen_accuracy": token_accuracy(gen_logits, target)})
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
+    def evaluate(self, data, encoder, batch_size, device):
         g = torch.Generator(device=device).manual_seed(EVAL_SEED)
         correct = n = hit = n_rep = gen_correct = n_gen = 0
-        for b in batched(test, batch_size, device, columns=("x",)):
+        for b in batched(data.test, batch_size, device, columns=("x",)):
             gen_logits, target, d, r = self._run(b["x"], encoder, g)
             pred = (d > 0).float()
             correct += int((pred == r).sum())

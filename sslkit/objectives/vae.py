@@ -222,12 +222,12 @@ class VAE(Objective):
         return {"neg_elbo": recon + kl, "nll": nll, "recon": recon, "kl": kl}
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device) -> dict:
+    def evaluate(self, data, encoder, batch_size, device) -> dict:
         gen = torch.Generator(device=device).manual_seed(self.seed)  # same noise each time; training RNG untouched
         sums, n = {}, 0
         # log-likelihoods in float32 even under bf16 autocast: logsumexp over k terms needs the precision
         with torch.autocast(torch.device(device).type, enabled=False):
-            for b in batched(test, batch_size, device, columns=("x",)):
+            for b in batched(data.test, batch_size, device, columns=("x",)):
                 for key, v in self.bounds(b["x"].float(), encoder, self.nll_samples, gen).items():
                     sums[key] = sums.get(key, 0.0) + float(v.double().sum())
                 n += len(b["x"])
