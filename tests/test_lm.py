@@ -307,7 +307,7 @@ def test_dae_reconstructs_the_original_with_shifted_decoder_inputs():
     ctx, enc = _ctx(32, "seq2seq")
     obj = DenoisingAutoencoder(ctx)
     x = byte_rows(4, 32)
-    logits, target = obj._logits(x, enc)
+    logits, target = obj.predictions(x, enc)
     assert logits.shape == (4, 32, TOK.vocab_size)
     assert (target[x != 0] == x[x != 0]).all() and (target[x == 0] == IGNORE).all()
     # the decoder is causal: its state at t does not depend on targets after t
@@ -337,12 +337,12 @@ def test_plm_targets_and_no_leak_through_two_streams():
     obj = PermutedLM(ctx).eval()
     xx = torch.tensor([TOK.encode(TEXT)[:64]])
     with torch.no_grad():
-        l1, tg = obj._logits(xx, enc, torch.Generator().manual_seed(5))
+        l1, tg = obj.predictions(xx, enc, torch.Generator().manual_seed(5))
         targets = plm_targets(xx, TOK, 1 / 6, 5, torch.Generator().manual_seed(5))
         pos = torch.nonzero(targets[0]).flatten()
         changed = xx.clone()
         changed[0, pos[0]] = 200 if xx[0, pos[0]] != 200 else 201
-        l2, _ = obj._logits(changed, enc, torch.Generator().manual_seed(5))
+        l2, _ = obj.predictions(changed, enc, torch.Generator().manual_seed(5))
     assert torch.allclose(l1[0], l2[0], atol=1e-5)  # the prediction of a target ignores the target itself
 
 

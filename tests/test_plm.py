@@ -111,7 +111,7 @@ def test_query_of_a_predicted_token_never_sees_its_own_or_later_content():
 
     def logits(ids):
         with torch.no_grad():
-            return obj._logits(ids, enc, torch.Generator().manual_seed(5))[0]
+            return obj.predictions(ids, enc, torch.Generator().manual_seed(5))[0]
 
     base = logits(x)
     k = 4

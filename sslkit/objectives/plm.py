@@ -29,20 +29,18 @@ Both styles share every weight of the recipe's ``transformer`` encoder between t
 """
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..data.stream import StreamSpec
 from ..encoders.capabilities import TWO_STREAM
 from ..errors import ConfigError
 from ..registry import register
-from ..text.lm_head import TiedLMHead, embedding_of, token_accuracy, token_loss
+from ..text.lm_head import TiedLMHead, embedding_of
 from ..text.masking import apply_replacement, special_mask
-from .base import ObjectiveContext, Objective, Output, batched
+from .base import ObjectiveContext
+from .token_prediction import TokenPrediction
 
 EVAL_SEED = 9753
 
@@ -126,7 +124,7 @@ def mpnet_masks(order: torch.Tensor, slot_valid: torch.Tensor, pad: torch.Tensor
 
 
 @register("objectives", "plm")
-class PermutedLM(Objective):
+class PermutedLM(TokenPrediction):
     """Permuted-LM loss with two-stream attention over the ``transformer`` encoder's weights.
     Reports ``test_plm_accuracy`` and ``test_plm_perplexity`` on the predicted tokens of the test split.
 
@@ -137,6 +135,7 @@ class PermutedLM(Objective):
     """
 
     requires = (TWO_STREAM,)  # content stream sees the whole row; queries follow the permutation
+    metric, eval_seed = "plm", EVAL_SEED
 
     def __init__(self, ctx: ObjectiveContext, *, style: Literal["xlnet", "mpnet"] = "xlnet",
                  plm_probability: float = 1 / 6, max_span_length: int = 5, mpnet_pred_probability: float = 0.15):
@@ -154,13 +153,10 @@ class PermutedLM(Objective):
             self.query = nn.Parameter(torch.randn(enc.out_dim) * 0.02)  # XLNet's trainable query vector w
         self.head = TiedLMHead(enc.out_dim, self.tokenizer.vocab_size)
 
-    def streams(self):
-        return {"all": StreamSpec("all")}
-
-    def _logits(self, x, encoder, g=None, noise=False):
-        """Logits and ids of the predicted tokens; ``noise`` turns on MPNet's 80/10/10 slot inputs."""
+    def predictions(self, x, encoder, g=None, train=False):
+        """Logits and ids of the predicted tokens; ``train`` turns on MPNet's 80/10/10 slot inputs."""
         if self.style == "mpnet":
-            return self._mpnet_logits(x, encoder, g, noise)
+            return self._mpnet_logits(x, encoder, g, train)
         targets = plm_targets(x, self.tokenizer, self.p, self.max_span, g)
         content_mask, query_mask = two_stream_masks(targets, x == self.tokenizer.pad_id, g)
         positions = torch.arange(x.shape[1], device=x.device)
@@ -182,21 +178,3 @@ class PermutedLM(Objective):
         h = encoder.embed(torch.cat([x, slots], 1), positions)
         out = encoder.forward_two_stream(h, h[:, T:], content_mask, query_mask)[slot_valid]
         return self.head(out, embedding_of(encoder)), target[slot_valid]
-
-    def forward(self, batch, encoder, player="model"):
-        logits, target = self._logits(batch["all"]["x"], encoder, noise=True)
-        loss, _ = token_loss(logits, target)
-        return Output(loss, {"plm_accuracy": token_accuracy(logits, target)})
-
-    @torch.no_grad()
-    def evaluate(self, data, encoder, batch_size, device):
-        g = torch.Generator(device=device).manual_seed(EVAL_SEED)
-        nll, correct, n = 0.0, 0, 0
-        for b in batched(data.test, batch_size, device, columns=("x",)):
-            logits, target = self._logits(b["x"], encoder, g)
-            nll += F.cross_entropy(logits.float(), target, reduction="sum").item()
-            correct += int((logits.argmax(-1) == target).sum())
-            n += len(target)
-        if not n:
-            return {}
-        return {"test_plm_accuracy": correct / n, "test_plm_perplexity": math.exp(nll / n)}

@@ -6,7 +6,6 @@ from typing import Annotated, Literal, Optional
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
