@@ -18,6 +18,6 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6"], "bpe": ["tokenizers>=0.15"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6", "tokenizers>=0.15"], "bpe": ["tokenizers>=0.15"]},
     entry_points={"console_scripts": ["sslkit=sslkit.cli:main"]},
 )

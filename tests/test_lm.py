@@ -232,9 +232,16 @@ def test_rtd_labels_and_loss_weight():
     gen_logits, target, d, r = obj._run(x, enc, g)
     assert len(r) == (x != TOK.pad_id).sum()  # every real token is classified
     assert 0 < r.mean() <= 0.15 + 0.05  # only masked positions can be replaced
+    # the loss by hand from the raw logits of the same draw: generator CE + 50 x discriminator BCE
+    obj.eval()
+    torch.manual_seed(7)
     out = obj({"all": {"x": x}}, enc)
-    gl, dl = out.metrics["gen_loss"], out.metrics["disc_loss"]
-    assert torch.allclose(out.loss, gl + 50.0 * dl)
+    torch.manual_seed(7)
+    gen_logits, target, d, r = (t.detach().double() if t.is_floating_point() else t for t in obj._run(x, enc))
+    ce = sum(-torch.log_softmax(gen_logits[i], 0)[target[i]] for i in range(len(target))) / len(target)
+    p = torch.sigmoid(d)
+    bce = sum(-(r[i] * torch.log(p[i]) + (1 - r[i]) * torch.log(1 - p[i])) for i in range(len(r))) / len(r)
+    assert out.loss.item() == pytest.approx(float(ce + 50.0 * bce), rel=1e-5)
 
 
 def test_span_bounds_and_span_level_replacement():
@@ -259,11 +266,31 @@ def test_span_objective_sums_mlm_and_sbo():
     from sslkit.objectives.span import SpanBERT
 
     ctx, enc = _ctx(64)
-    obj = SpanBERT(ctx)
+    obj = SpanBERT(ctx, sbo_weight=2.0).eval()
     x = torch.tensor([TOK.encode(TEXT)[:64]] * 4)
+    torch.manual_seed(3)
     out = obj({"all": {"x": x}}, enc)
-    assert torch.allclose(out.loss, out.metrics["mlm_loss"] + out.metrics["sbo_loss"])
-    assert math.isfinite(out.loss.item())
+    # by hand, from the same draw: CE of the head at every masked token, and CE of the boundary head fed
+    # the states just outside the token's span (found by walking along the row) and its offset in the span
+    torch.manual_seed(3)
+    inputs, labels, masked = obj.corrupt(x)
+    with torch.no_grad():
+        h, E = enc.forward_tokens(inputs), enc.token_embedding().weight
+        mlm, sbo = [], []
+        for b, t in masked.nonzero().tolist():
+            s, e = t, t
+            while s > 0 and masked[b, s - 1]:
+                s -= 1
+            while e < 63 and masked[b, e + 1]:
+                e += 1
+            target = int(x[b, t])
+            mlm.append(-torch.log_softmax(obj.head(h[b, t], E), 0)[target])
+            boundary = obj.sbo(h[b, max(s - 1, 0)], h[b, min(e + 1, 63)], torch.tensor(t - s))
+            sbo.append(-torch.log_softmax(obj.head(boundary, E), 0)[target])
+    mlm, sbo = float(sum(mlm) / len(mlm)), float(sum(sbo) / len(sbo))
+    assert float(out.metrics["mlm_loss"]) == pytest.approx(mlm, rel=1e-5)
+    assert float(out.metrics["sbo_loss"]) == pytest.approx(sbo, rel=1e-5)
+    assert out.loss.item() == pytest.approx(mlm + 2.0 * sbo, rel=1e-5)
 
 
 def test_bart_noising_functions():
