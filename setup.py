@@ -20,7 +20,7 @@ setup(
         "safetensors>=0.4",  # encoder exports
         "scipy>=1.10",  # SVHN's .mat files (scikit-learn needs it anyway)
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6", "timm>=1.0.16"], "bpe": ["tokenizers>=0.15"],
-                    "timm": ["timm>=1.0.16"]},
+    extras_require={"test": ["pytest>=7", "hypothesis>=6", "timm>=1.0.16", "tokenizers>=0.15"],
+                    "bpe": ["tokenizers>=0.15"], "timm": ["timm>=1.0.16"]},
     entry_points={"console_scripts": ["sslkit=sslkit.cli:main"]},
 )

@@ -5,7 +5,7 @@ real test digits and the per-class Gaussian baseline (same classifier, same numb
 
 Trains ``recipes/vae_digits.yaml`` and ``recipes/gan_digits.yaml`` (the InfoGAN recipe, and the same GAN
 without the categorical code) at their default size and prints markdown tables. Sample scores are means
-over the objectives' ``score_splits`` (10) sets of as many images as the test split has, +- their
+over the ``sample_quality`` reporter's ``score_splits`` (10) sets of as many images as the test split has, +- their
 standard deviation over the sets. ``SSLKIT_SMOKE=1`` shrinks both runs to a few steps; run folders go under ``SSLKIT_OUT``
 (default: a temporary folder).
 """
@@ -133,6 +133,7 @@ def main():
 
 
 TEMPERATURES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+SCORE_SPLITS = 10  # as the sample_quality reporter's default
 
 
 def temperature_sweep(runs: list) -> None:
@@ -154,7 +155,7 @@ def temperature_sweep(runs: list) -> None:
         for t in TEMPERATURES:
             obj.sample_temperature = t
             with torch.no_grad():
-                x = obj.sample(n * obj.score_splits, "cpu", cfg["seed"] + 1, *extra)
+                x = obj.sample(n * SCORE_SPLITS, "cpu", cfg["seed"] + 1, *extra)
             m = scorer.score_splits(x.float())
             rows.setdefault(t, []).append(f"{m['classifier_score']:.2f} / {m['frechet_distance']:.2f}")
     for t, cells in rows.items():

@@ -81,6 +81,8 @@ class Recipe:
         default_factory=lambda: [{"name": "supervised"}])
     regularizer: Optional[Annotated[dict, Part("regularizers", RegularizerCommon)]] = None
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    # what runs after/beside training (sslkit.reporters); null: curves + the objectives' defaults
+    reporters: Optional[list[Annotated[dict, Part("reporters")]]] = None
     stages: Optional[dict] = None  # name -> recipe; see sslkit.stages
 
 

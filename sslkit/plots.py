@@ -1,7 +1,11 @@
 """Figures saved as PNG into the run folder (matplotlib, headless Agg backend)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Optional
+
+import torch
 
 
 def pyplot():
@@ -37,3 +41,52 @@ def save_curves(history: list, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def save_image_grid(images: torch.Tensor, path: Path, title: str = "", ncol: int = 10,
+                    row_labels: Optional[list] = None) -> None:
+    """Draw ``images`` [N, C, H, W] (values clipped to [0, 1]; first channel, or RGB when C == 3) in a
+    grid ``ncol`` wide and save it as a PNG."""
+    plt = pyplot()
+    images = images.detach().float().cpu().clamp(0, 1)
+    n = len(images)
+    nrow = max(1, math.ceil(n / ncol))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(ncol * 0.8, nrow * 0.8 + (0.4 if title else 0)), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis("off")
+        else:
+            img = images[i].permute(1, 2, 0).numpy() if images.shape[1] == 3 else images[i, 0].numpy()
+            ax.imshow(img, cmap=None if images.shape[1] == 3 else "gray_r", vmin=0, vmax=1)
+    if row_labels:
+        for r, label in enumerate(row_labels[:nrow]):
+            axes[r, 0].set_ylabel(label, fontsize=7)  # ticks are off, the frame stays like the other cells'
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_scatter(real: torch.Tensor, fake: torch.Tensor, path: Path, title: str = "") -> None:
+    """Scatter the first two columns of real and generated tabular rows and save as a PNG."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    real, fake = real.flatten(1).cpu(), fake.detach().flatten(1).cpu()
+    ax.scatter(real[:, 0], real[:, 1 % real.shape[1]], s=5, c="lightgrey", label="data")
+    ax.scatter(fake[:, 0], fake[:, 1 % fake.shape[1]], s=5, c="tab:red", label="samples")
+    ax.legend()
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_samples(samples: torch.Tensor, data, path: Path, title: str) -> None:
+    """``samples.png``: an image grid for images, a scatter over the training data for tabular rows."""
+    if data.info.modality == "image":
+        save_image_grid(samples[:100], path, title)
+    else:
+        save_scatter(data.train.columns["x"], samples, path, title)

@@ -31,6 +31,7 @@ KINDS = (
     "schedulers",
     "views",
     "tokenizers",
+    "reporters",
 )
 
 _NO_DEFAULT = inspect.Parameter.empty
@@ -162,7 +163,7 @@ def find(name: str) -> list[Entry]:
     return [r._entries[name] for r in REGISTRIES.values() if name in r._entries]
 
 
-_PACKAGES = ("objectives", "encoders", "data", "relations", "regularizers", "optim", "text")
+_PACKAGES = ("objectives", "encoders", "data", "relations", "regularizers", "optim", "text", "reporters")
 _loaded = False
 
 

@@ -22,8 +22,8 @@ from .encoders.capabilities import check_requirements
 from .errors import ConfigError, Interrupted, SSLKitError
 from .model import SSLModel
 from .objectives.base import ObjectiveContext
-from .plots import save_curves
 from .registry import registry
+from .reporters import build_reporters
 from .schema import Part, build, split_common
 from .trainer import Trainer, resolve_device
 
@@ -179,7 +179,6 @@ def _train(cfg: dict, run_dir: Optional[Path], resume: bool, device, stages: Opt
         raise
     metrics["status"] = "finished"
     if main:
-        save_curves(trainer.history, run_dir / "curves.png")
         run_folder.write_metrics(run_dir, metrics)
     return metrics
 
@@ -312,7 +311,7 @@ def validate(recipe, overrides=()) -> dict:
         return {"stages": {name: cfg for name, (cfg, _) in resolve_stages(raw, overrides).items()}}
     cfg = config.resolve(config.apply_overrides(raw, overrides))
     data = build_data(cfg)
-    build_model(cfg, data)
+    build_reporters(cfg, build_model(cfg, data).objectives)
     return cfg
 
 

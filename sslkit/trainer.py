@@ -27,6 +27,7 @@ from .data.stream import Stream, StreamSpec
 from .errors import ConfigError, Interrupted, TrainingError, did_you_mean
 from .model import MAIN_PLAYER, SSLModel
 from .objectives.base import Objective
+from .reporters import RunContext, build_reporters
 from .schema import build
 
 
@@ -68,6 +69,7 @@ class Trainer:
         self._build_optimizers()
         # only objectives that override the no-op hook are called every step
         self._after_step = [o for o in self.model.objectives if type(o).after_step is not Objective.after_step]
+        self.reporters = build_reporters(cfg, self.model.objectives)
         self.step = 0
         self.train_time_s = 0.0  # training seconds before this process (from the checkpoint)
         self._segment_start = time.perf_counter()
@@ -103,7 +105,10 @@ class Trainer:
                                                      self.device, self.tcfg["num_workers"])
                 route[name] = key
             self.routes.append(route)
-        self.steps_per_epoch = max(math.ceil(len(s.data) / s.batch_size) for s in self.streams.values())
+        # an objective that updates several times on each batch it draws (a rollout) stretches the epoch
+        updates = max(obj.updates_per_batch(self.streams[key].batch_size // self.world)
+                      for obj, route in zip(self.model.objectives, self.routes) for key in route.values())
+        self.steps_per_epoch = updates * max(math.ceil(len(s.data) / s.batch_size) for s in self.streams.values())
         self.total_steps = self.tcfg["epochs"] * self.steps_per_epoch
         if self.tcfg["max_steps"] is not None:
             self.total_steps = min(self.total_steps, self.tcfg["max_steps"])
@@ -136,8 +141,12 @@ class Trainer:
 
     # ------------------------------------------------------------- the loop
     def _next_batches(self) -> list:
-        fetched = {key: next(batches) for key, batches in self.batches.items()}
-        return [{name: fetched[key] for name, key in route.items()} for route in self.routes]
+        """One batch per stream route of the objectives that draw one this step (``None`` for the others:
+        a rollout still draining its buffer), so no stream advances without its batch being used."""
+        routes = [route if obj.needs_batch() else None for obj, route in zip(self.model.objectives, self.routes)]
+        wanted = {key for route in routes if route for key in route.values()}
+        fetched = {key: next(batches) for key, batches in self.batches.items() if key in wanted}
+        return [route and {name: fetched[key] for name, key in route.items()} for route in routes]
 
     def _train_step(self, batches) -> dict:
         outputs = {}
@@ -181,17 +190,39 @@ class Trainer:
         rec["samples_per_s"] = round(self.rows_per_step * steps / max(elapsed, 1e-9), 1)
         return rec
 
+    def run_context(self) -> RunContext:
+        """What reporters see of this run (:class:`sslkit.reporters.RunContext`)."""
+        return RunContext(self.data, self.model, self.device, self.run_dir, self.history, self.cfg["seed"])
+
     def evaluate(self) -> dict:
+        """The objectives' ``test_*`` metrics and the reporters' :meth:`~sslkit.reporters.Reporter.during`."""
         metrics = {}
         self.model.eval()
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
         with torch.no_grad(), autocast:
             for name, obj in zip(self.model.names, self.model.objectives):
-                for k, v in obj.evaluate(self.data.test, self.model.encoder, self.tcfg["batch_size"],
+                for k, v in obj.evaluate(self.data, self.model.encoder, self.tcfg["batch_size"],
                                          self.device).items():
                     metrics[k if k not in metrics else f"{name}/{k}"] = v
+            run = self.run_context()
+            for reporter in self.reporters:
+                metrics.update(reporter.during(run))
         self.model.train()
         return metrics
+
+    def report(self) -> dict:
+        """The objectives' :meth:`~sslkit.objectives.base.Objective.final_metrics` and the reporters' final
+        metrics and files (rank 0, eval mode, no autocast: scores and figures in float32)."""
+        final = {}
+        for obj in self.model.objectives:
+            final.update(obj.final_metrics())
+        self.model.eval()
+        run = self.run_context()
+        with torch.no_grad():
+            for reporter in self.reporters:
+                final.update(reporter.report(run))
+        self.model.train()
+        return final
 
     def _write(self, rec: dict):
         self.history.append(rec)
@@ -265,8 +296,7 @@ class Trainer:
             final.update(self.evaluate())
             self._write({"step": self.step, "epoch": final["epoch"], **{k: v for k, v in final.items()
                                                                          if k.startswith("test_")}})
-            for obj in self.model.objectives:
-                final.update(obj.finalize(self.run_dir, self.data, self.model.encoder, self.device) or {})
+            final.update(self.report())
         # over the whole run, resumes included (the time lost after the last checkpoint is not counted)
         final["train_time_s"] = round(wall, 3)
         final["samples_per_s"] = round(self.rows_per_step * self.step / max(wall, 1e-9), 1)

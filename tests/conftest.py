@@ -58,6 +58,17 @@ def sample_data_overrides(recipe, folder: Path) -> dict:
     return {"data.root": str(folder), "trainer.batch_size": 4}
 
 
+def pytest_configure(config):
+    """hypothesis keeps example and constant caches in a home folder; keep it out of the repository."""
+    try:
+        import tempfile
+
+        from hypothesis import configuration
+    except ImportError:
+        return
+    configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="sslkit-hypothesis-"))
+
+
 @pytest.fixture
 def smoke():
     return dict(SMOKE)
@@ -72,3 +83,18 @@ def _runs_outside_the_repository(tmp_path, monkeypatch):
     yield
     after = set((ROOT / "runs").glob("*")) if (ROOT / "runs").is_dir() else set()
     assert not after - before, f"the test wrote into the repository: {sorted(map(str, after - before))}"
+
+
+def recomputed_accuracy(run_dir) -> float:
+    """The test accuracy of a finished run's saved model, computed here from its checkpoint (the argmax
+    of the first objective's ``logits`` against the test labels), to check the reported number against."""
+    import torch
+
+    from sslkit.runner import load_run
+
+    _, data, model = load_run(run_dir)
+    obj, x, y = model.objectives[0], data.test["x"], data.test["y"]
+    with torch.no_grad():
+        pred = torch.cat([obj.logits(x[i:i + 256], model.encoder).argmax(1) for i in range(0, len(x), 256)])
+    keep = y >= 0
+    return float((pred[keep] == y[keep]).double().mean())

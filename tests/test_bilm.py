@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import sslkit
-from sslkit.data import DataInfo, TensorData
+from sslkit.data import DataBundle, DataInfo, TensorData
 from sslkit.encoders.lstm import LSTMEncoder
 from sslkit.errors import ConfigError
 from sslkit.objectives.base import ObjectiveContext
@@ -92,7 +92,7 @@ def test_bilm_loss_matches_a_hand_computation():
     torch.testing.assert_close(out.loss, fwd + bwd)
     torch.testing.assert_close(out.metrics["fwd_perplexity"], fwd.exp())
     torch.testing.assert_close(out.metrics["bwd_perplexity"], bwd.exp())
-    ev = obj.evaluate(TensorData({"x": x}), enc, batch_size=2, device="cpu")
+    ev = obj.evaluate(DataBundle(DataInfo("text", (T,), 0, tokenizer=TOK), TensorData({}), TensorData({"x": x})), enc, batch_size=2, device="cpu")
     assert ev["test_fwd_perplexity"] == pytest.approx(fwd.exp().item(), rel=1e-5)
     assert ev["test_perplexity"] == pytest.approx(((fwd + bwd) / 2).exp().item(), rel=1e-5)
     out.loss.backward()  # gradients reach both stacks and the shared embedding

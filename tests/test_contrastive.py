@@ -109,10 +109,18 @@ def test_miner_output_is_used_as_the_pair_list():
     assert raw_loss(2.5)(z, labels, (a1, p, a2, n)).item() == pytest.approx(float(expected), rel=1e-5)
 
 
-def test_all_pairs_loss_is_vectorised_enough_for_large_batches():
-    z = torch.randn(512, 32)
+def test_all_pairs_masked_sums_match_the_index_route_on_a_large_batch():
+    """The all-pairs mean as masked sums over the distance matrix (no ~B^2 index tensors) equals PML's
+    route: every pair from ``get_all_pairs_indices``, gathered and mean-reduced per pair kind."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(512, 32, generator=g)
     labels = view_pair_labels(256)
-    assert torch.isfinite(MarginContrastiveLoss()(z, labels))
+    fast = MarginContrastiveLoss(margin=1.2)(z, labels)
+    a1, p, a2, n = lmu.get_all_pairs_indices(labels)
+    d = torch.cdist(torch.nn.functional.normalize(z, dim=1), torch.nn.functional.normalize(z, dim=1))
+    want = (d[a1, p] ** 2).mean() + (torch.relu(1.2 - d[a2, n]) ** 2).mean()
+    assert len(a1) == 512 and len(a2) == 512 * 510
+    assert fast.item() == pytest.approx(want.item(), rel=1e-4)
 
 
 def test_view_pair_labels():

@@ -232,9 +232,16 @@ def test_rtd_labels_and_loss_weight():
     gen_logits, target, d, r = obj._run(x, enc, g)
     assert len(r) == (x != TOK.pad_id).sum()  # every real token is classified
     assert 0 < r.mean() <= 0.15 + 0.05  # only masked positions can be replaced
+    # the loss by hand from the raw logits of the same draw: generator CE + 50 x discriminator BCE
+    obj.eval()
+    torch.manual_seed(7)
     out = obj({"all": {"x": x}}, enc)
-    gl, dl = out.metrics["gen_loss"], out.metrics["disc_loss"]
-    assert torch.allclose(out.loss, gl + 50.0 * dl)
+    torch.manual_seed(7)
+    gen_logits, target, d, r = (t.detach().double() if t.is_floating_point() else t for t in obj._run(x, enc))
+    ce = sum(-torch.log_softmax(gen_logits[i], 0)[target[i]] for i in range(len(target))) / len(target)
+    p = torch.sigmoid(d)
+    bce = sum(-(r[i] * torch.log(p[i]) + (1 - r[i]) * torch.log(1 - p[i])) for i in range(len(r))) / len(r)
+    assert out.loss.item() == pytest.approx(float(ce + 50.0 * bce), rel=1e-5)
 
 
 def test_span_bounds_and_span_level_replacement():
@@ -259,11 +266,31 @@ def test_span_objective_sums_mlm_and_sbo():
     from sslkit.objectives.span import SpanBERT
 
     ctx, enc = _ctx(64)
-    obj = SpanBERT(ctx)
+    obj = SpanBERT(ctx, sbo_weight=2.0).eval()
     x = torch.tensor([TOK.encode(TEXT)[:64]] * 4)
+    torch.manual_seed(3)
     out = obj({"all": {"x": x}}, enc)
-    assert torch.allclose(out.loss, out.metrics["mlm_loss"] + out.metrics["sbo_loss"])
-    assert math.isfinite(out.loss.item())
+    # by hand, from the same draw: CE of the head at every masked token, and CE of the boundary head fed
+    # the states just outside the token's span (found by walking along the row) and its offset in the span
+    torch.manual_seed(3)
+    inputs, labels, masked = obj.corrupt(x)
+    with torch.no_grad():
+        h, E = enc.forward_tokens(inputs), enc.token_embedding().weight
+        mlm, sbo = [], []
+        for b, t in masked.nonzero().tolist():
+            s, e = t, t
+            while s > 0 and masked[b, s - 1]:
+                s -= 1
+            while e < 63 and masked[b, e + 1]:
+                e += 1
+            target = int(x[b, t])
+            mlm.append(-torch.log_softmax(obj.head(h[b, t], E), 0)[target])
+            boundary = obj.sbo(h[b, max(s - 1, 0)], h[b, min(e + 1, 63)], torch.tensor(t - s))
+            sbo.append(-torch.log_softmax(obj.head(boundary, E), 0)[target])
+    mlm, sbo = float(sum(mlm) / len(mlm)), float(sum(sbo) / len(sbo))
+    assert float(out.metrics["mlm_loss"]) == pytest.approx(mlm, rel=1e-5)
+    assert float(out.metrics["sbo_loss"]) == pytest.approx(sbo, rel=1e-5)
+    assert out.loss.item() == pytest.approx(mlm + 2.0 * sbo, rel=1e-5)
 
 
 def test_bart_noising_functions():
@@ -307,7 +334,7 @@ def test_dae_reconstructs_the_original_with_shifted_decoder_inputs():
     ctx, enc = _ctx(32, "seq2seq")
     obj = DenoisingAutoencoder(ctx)
     x = byte_rows(4, 32)
-    logits, target = obj._logits(x, enc)
+    logits, target = obj.predictions(x, enc)
     assert logits.shape == (4, 32, TOK.vocab_size)
     assert (target[x != 0] == x[x != 0]).all() and (target[x == 0] == IGNORE).all()
     # the decoder is causal: its state at t does not depend on targets after t
@@ -337,12 +364,12 @@ def test_plm_targets_and_no_leak_through_two_streams():
     obj = PermutedLM(ctx).eval()
     xx = torch.tensor([TOK.encode(TEXT)[:64]])
     with torch.no_grad():
-        l1, tg = obj._logits(xx, enc, torch.Generator().manual_seed(5))
+        l1, tg = obj.predictions(xx, enc, torch.Generator().manual_seed(5))
         targets = plm_targets(xx, TOK, 1 / 6, 5, torch.Generator().manual_seed(5))
         pos = torch.nonzero(targets[0]).flatten()
         changed = xx.clone()
         changed[0, pos[0]] = 200 if xx[0, pos[0]] != 200 else 201
-        l2, _ = obj._logits(changed, enc, torch.Generator().manual_seed(5))
+        l2, _ = obj.predictions(changed, enc, torch.Generator().manual_seed(5))
     assert torch.allclose(l1[0], l2[0], atol=1e-5)  # the prediction of a target ignores the target itself
 
 

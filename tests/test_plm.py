@@ -111,7 +111,7 @@ def test_query_of_a_predicted_token_never_sees_its_own_or_later_content():
 
     def logits(ids):
         with torch.no_grad():
-            return obj._logits(ids, enc, torch.Generator().manual_seed(5))[0]
+            return obj.predictions(ids, enc, torch.Generator().manual_seed(5))[0]
 
     base = logits(x)
     k = 4
@@ -135,7 +135,7 @@ def test_training_step_with_padding_is_finite_and_uses_masked_slots():
     x[7] = TOK.pad_id  # an all-pad row: nothing predicted, no NaN
     out = obj({"all": {"x": x}}, enc)
     out.loss.backward()
-    assert math.isfinite(out.loss.item()) and 0 <= float(out.metrics["plm_accuracy"]) <= 1
+    assert math.isfinite(out.loss.item())
     assert all(torch.isfinite(p.grad).all() for p in [*enc.parameters(), *obj.parameters()] if p.grad is not None)
     assert not hasattr(obj, "query")  # MPNet's query stream starts from the [MASK] slots, not XLNet's vector
 
@@ -156,4 +156,53 @@ def test_mpnet_recipe_reports_test_perplexity_from_the_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "mpnet" / "metrics.json").read_text())
     assert math.isfinite(metrics["test_plm_perplexity"]) and 1 < metrics["test_plm_perplexity"] < 400
-    assert 0 <= metrics["test_plm_accuracy"] <= 1
+    # the reported scores are the saved model's, on the same (seeded) permutations at every evaluation
+    from sslkit.runner import load_run
+
+    _, data, model = load_run(tmp_path / "mpnet")
+    with torch.no_grad():
+        again = model.objectives[0].evaluate(data, model.encoder, 16, "cpu")
+    assert again["test_plm_accuracy"] == pytest.approx(metrics["test_plm_accuracy"], abs=1e-9)
+    assert again["test_plm_perplexity"] == pytest.approx(metrics["test_plm_perplexity"], rel=1e-6)
+
+
+def test_two_stream_attention_is_a_capability_of_the_transformer_block():
+    """With the query stream equal to the content stream and both masks the padding mask, every block's
+    two-stream step is ordinary self-attention: forward_two_stream reproduces forward_tokens."""
+    from sslkit.encoders.capabilities import TWO_STREAM
+    from sslkit.encoders.transformer import padding_mask
+
+    _, enc = objective(T=16)
+    x = text_row(12)
+    x = torch.cat([x, torch.full((1, 4), TOK.pad_id)], 1)
+    h = enc.embed(x, torch.arange(16))
+    mask = padding_mask(x, TOK.pad_id)
+    with torch.no_grad():
+        assert torch.allclose(enc.forward_two_stream(h, h, mask, mask), enc.forward_tokens(x), atol=1e-5)
+    assert TWO_STREAM.met_by(enc)
+
+
+def test_plm_on_an_encoder_without_two_streams_stops_at_build():
+    from sslkit.runner import validate
+
+    recipe = {"data": {"name": "docstrings", "max_length": 32}, "encoder": {"name": "lstm"},
+              "objectives": [{"name": "plm"}]}
+    with pytest.raises(ConfigError, match=r"objectives\[0\]: 'plm' needs a bidirectional two-stream encoder; "
+                                          r"encoder 'lstm' is not one \(.*transformer"):
+        validate(recipe)
+
+
+@pytest.mark.parametrize("style", ["xlnet", "mpnet"])
+def test_plm_accuracy_counts_the_predicted_tokens_that_are_right(style):
+    """Rows of one repeated byte: every predicted token is that byte, so a head biased towards it is right
+    on all of them (accuracy 1, loss ~0) and one biased towards another byte on none (accuracy 0)."""
+    obj, enc = objective(T=32, style=style)
+    x = torch.full((4, 32), ord("a") + 3)  # byte ids are shifted past the specials
+    x[:, 0], x[:2, 20:] = TOK.cls_id, TOK.pad_id
+    for favoured, accuracy in ((int(x[0, 1]), 1.0), (int(x[0, 1]) + 1, 0.0)):
+        with torch.no_grad():
+            obj.head.bias.zero_()
+            obj.head.bias[favoured] = 1e4
+        out = obj({"all": {"x": x}}, enc)
+        assert float(out.metrics["plm_accuracy"]) == accuracy
+    assert float(out.loss) > 1e3  # the wrong byte's logit is 1e4 above the right one's

@@ -18,7 +18,7 @@ from sslkit.errors import ConfigError
 from sslkit.objectives.base import ObjectiveContext
 from sslkit.schema import build
 
-from conftest import RECIPES, SMOKE, sslkit_cli
+from conftest import RECIPES, SMOKE, sslkit_cli, recomputed_accuracy
 
 
 class Linear2(nn.Linear):
@@ -105,12 +105,15 @@ def smoke_run(tmp_path, recipe="semi_moons.yaml", **overrides):
 
 
 def test_moons_recipe_writes_metrics_and_decision_boundary(tmp_path):
-    res = smoke_run(tmp_path)
-    assert 0 <= res.metrics["test_accuracy"] <= 1
-    assert 0 <= res.metrics["mean_mask_rate"] <= 1
+    """Three steps at seed 0 already separate the moons well above chance (0.5; 0.83 when written); the
+    reported accuracy is the saved model's, and the run's mean mask rate the mean of the logged ones."""
+    res = smoke_run(tmp_path, **{"trainer.log_every": 1})
+    assert res.metrics["test_accuracy"] == pytest.approx(recomputed_accuracy(res.run_dir), abs=1e-9)
+    assert res.metrics["test_accuracy"] >= 0.75
     assert (res.run_dir / "decision_boundary.png").stat().st_size > 1000
     rows = [json.loads(line) for line in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert any("pseudo_label/mask_rate" in r for r in rows)
+    rates = [r["pseudo_label/mask_rate"] for r in rows if "pseudo_label/mask_rate" in r]
+    assert len(rates) == 3 and res.metrics["mean_mask_rate"] == pytest.approx(sum(rates) / 3, rel=1e-6)
 
 
 @pytest.mark.parametrize("relation", [

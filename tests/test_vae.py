@@ -42,7 +42,7 @@ class Identity(nn.Module):
 
 def tiny_vae(dim, latent, **kw):
     info = DataInfo("tabular", (dim,), 0)
-    return VAE(ObjectiveContext(info, Identity(dim)), latent_dim=latent, probe=False, **kw)
+    return VAE(ObjectiveContext(info, Identity(dim)), latent_dim=latent, **kw)
 
 
 def test_kl_closed_form():
@@ -138,7 +138,8 @@ def test_vae_recipe_end_to_end(tmp_path):
 def test_gaussian_vae_on_tabular_data_and_errors(tmp_path):
     recipe = {"data": {"name": "moons"}, "encoder": {"name": "mlp", "hidden": [16]},
               "objectives": [{"name": "vae", "likelihood": "gaussian", "latent_dim": 2, "nll_samples": 3,
-                              "decoder_hidden": [16], "probe": False}],
+                              "decoder_hidden": [16]}],
+              "reporters": ["samples"],
               "trainer": {"max_steps": 2, "progress": False}}
     res = sslkit.run(recipe, out=tmp_path / "m")
     assert math.isfinite(res.metrics["test_nll"]) and (res.run_dir / "samples.png").is_file()
@@ -157,7 +158,7 @@ def vamp_vae(dim, latent, K, rows=None, **kw):
     info = DataInfo("tabular", (dim,), 0)
     rows = TensorData({"x": torch.randn(rows or K, dim)})
     ctx = ObjectiveContext(info, Identity(dim), data=DataBundle(info, rows, rows))
-    return VAE(ctx, latent_dim=latent, probe=False, prior="vamp", prior_components=K, **kw)
+    return VAE(ctx, latent_dim=latent, prior="vamp", prior_components=K, **kw)
 
 
 def test_vamp_prior_log_prob_and_loss_by_hand():

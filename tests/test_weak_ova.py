@@ -15,7 +15,7 @@ from sslkit.objectives.base import ObjectiveContext
 from sslkit.runner import build_data, build_model
 from sslkit.schema import build
 
-from conftest import RECIPES, SMOKE
+from conftest import RECIPES, SMOKE, recomputed_accuracy
 
 INFO = DataInfo("tabular", (3,), 3, ["a", "b", "c"], name="toy")
 ANN = torch.tensor([[0, 2, 0], [1, -1, 1], [2, 0, -1], [1, 1, 1]])
@@ -103,7 +103,7 @@ def test_dawid_skene_targets_follow_the_fitted_posterior():
     obj, train = objective(ann, labels="dawid_skene")
     loss, targets = obj.label_model(torch.zeros(3, 3), ann[:3], 0)
     assert targets.argmax(1).tolist() == [0, 1, 2] and torch.allclose(targets.sum(1), torch.ones(3))
-    assert set(obj.finalize(None, None, None, "cpu")) == {f"annotator_{k}_accuracy" for k in range(3)}
+    assert set(obj.final_metrics()) == {f"annotator_{k}_accuracy" for k in range(3)}
 
 
 def test_bad_annotations_and_settings_are_config_errors():
@@ -120,10 +120,13 @@ def test_bad_annotations_and_settings_are_config_errors():
         build_model(cfg, build_data(cfg))
 
 
-@pytest.mark.parametrize("recipe", ["weak_digits.yaml", "weak_docstrings.yaml"])
-def test_recipes_run_at_smoke_size(recipe, tmp_path):
-    result = sslkit.run(RECIPES / recipe, overrides=dict(SMOKE), out=tmp_path / "r")
-    assert 0 <= result.metrics["test_accuracy"] <= 1
+@pytest.mark.parametrize("recipe,steps,floor", [("weak_digits.yaml", 30, 0.6), ("weak_docstrings.yaml", 3, 0.0)])
+def test_recipes_run_at_smoke_size(recipe, steps, floor, tmp_path):
+    """The reported accuracy is the saved model's; 30 steps of the digits recipe at seed 0 learn from the
+    noisy annotators well above chance (0.1; 0.76 when written)."""
+    result = sslkit.run(RECIPES / recipe, overrides={**SMOKE, "trainer.max_steps": steps}, out=tmp_path / "r")
+    assert result.metrics["test_accuracy"] == pytest.approx(recomputed_accuracy(tmp_path / "r"), abs=1e-9)
+    assert result.metrics["test_accuracy"] >= floor
     assert "annotator_0_accuracy" in result.metrics
     assert (tmp_path / "r" / "metrics.json").is_file()
 

@@ -59,6 +59,18 @@ class DirectionalEncoder(TokenEncoder, Protocol):
 
 
 @runtime_checkable
+class TwoStreamEncoder(TokenEncoder, Protocol):
+    """A token encoder that runs XLNet's two-stream self-attention with its own weights: a content stream
+    and a query stream that reads the content stream (permuted language modelling)."""
+
+    def embed(self, ids, positions, start=None) -> torch.Tensor:
+        """Block input from token ids (or the vectors ``start``) and the position ids ``positions``."""
+
+    def forward_two_stream(self, h, g, content_mask, query_mask) -> torch.Tensor:
+        """The final query stream after every block (content/query masks: True = may attend)."""
+
+
+@runtime_checkable
 class ImageEncoder(Protocol):
     """An encoder of images ``[B, C, H, W]``.
 
@@ -126,8 +138,9 @@ BIDIRECTIONAL = Capability("bidirectional token encoder", TokenEncoder, lambda e
 ENCODER_DECODER = Capability("encoder-decoder", EncoderDecoder)
 DIRECTIONAL = Capability("bidirectional encoder with separate directions", DirectionalEncoder,
                          lambda e: not e.causal)
+TWO_STREAM = Capability("bidirectional two-stream encoder", TwoStreamEncoder, lambda e: not e.causal)
 IMAGE = Capability("image encoder", ImageEncoder)
-CAPABILITIES = (TOKEN, CAUSAL, BIDIRECTIONAL, ENCODER_DECODER, DIRECTIONAL, IMAGE)
+CAPABILITIES = (TOKEN, CAUSAL, BIDIRECTIONAL, ENCODER_DECODER, DIRECTIONAL, TWO_STREAM, IMAGE)
 
 
 def encoders_with(capability: Capability) -> list:

@@ -32,9 +32,23 @@ class SelfAttention(nn.Module):
     def forward(self, x, mask: Optional[torch.Tensor] = None, causal: bool = False):
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        return self._attend(q, k, v, mask, causal)
+
+    def cross(self, xq: torch.Tensor, xkv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The same weights with queries from ``xq`` ``[B, T, C]`` and keys/values from ``xkv`` ``[B, S, C]``
+        (the query stream of two-stream attention reads the content stream)."""
+        (B, T, C), S, H = xq.shape, xkv.shape[1], self.heads
+        w_q, w_kv = self.qkv.weight.split([C, 2 * C])
+        b_q, b_kv = self.qkv.bias.split([C, 2 * C])
+        q = F.linear(xq, w_q, b_q).view(B, T, H, C // H).transpose(1, 2)
+        k, v = F.linear(xkv, w_kv, b_kv).view(B, S, 2, H, C // H).permute(2, 0, 3, 1, 4)
+        return self._attend(q, k, v, mask, False)
+
+    def _attend(self, q, k, v, mask, causal):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None,
                                            dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+        B, H, T, D = y.shape
+        return self.proj(y.transpose(1, 2).reshape(B, T, H * D))
 
 
 class Block(nn.Module):
@@ -50,6 +64,17 @@ class Block(nn.Module):
     def forward(self, x, mask=None, causal: bool = False):
         x = x + self.attn(self.ln1(x), mask, causal)
         return x + self.mlp(self.ln2(x))
+
+    def two_stream(self, h: torch.Tensor, g: torch.Tensor, content_mask: torch.Tensor,
+                   query_mask: torch.Tensor) -> tuple:
+        """One block of two-stream self-attention (XLNet) with this block's weights: the content stream
+        ``h`` attends to itself under ``content_mask``, the query stream ``g`` attends to the content stream
+        under ``query_mask`` (both before this block's update). Returns the new ``(h, g)``."""
+        hn = self.ln1(h)
+        g = g + self.attn.cross(self.ln1(g), hn, query_mask)
+        g = g + self.mlp(self.ln2(g))
+        h = h + self.attn.cross(hn, hn, content_mask)
+        return h + self.mlp(self.ln2(h)), g
 
 
 def padding_mask(ids: torch.Tensor, pad_id: int) -> torch.Tensor:
@@ -105,6 +130,21 @@ class TransformerEncoder(Encoder):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return pool(self.forward_tokens(ids), ids != self.pad_id, self.pooling)
+
+    # -- two-stream attention (the TwoStreamEncoder capability; used by the plm objective)
+    def embed(self, ids: Optional[torch.Tensor], positions: torch.Tensor,
+              start: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Block input: token embeddings of ``ids`` (or ``start``, e.g. XLNet's learned query vector) plus
+        the position embeddings of ``positions``, with the embedding dropout."""
+        return self.drop((self.tok(ids) if ids is not None else start) + self.pos(positions))
+
+    def forward_two_stream(self, h: torch.Tensor, g: torch.Tensor, content_mask: torch.Tensor,
+                           query_mask: torch.Tensor) -> torch.Tensor:
+        """The content stream ``h`` and query stream ``g`` (from :meth:`embed`) through every block's
+        :meth:`Block.two_stream`; returns the final-normed query stream."""
+        for block in self.blocks:
+            h, g = block.two_stream(h, g, content_mask, query_mask)
+        return self.ln(g)
 
 
 def _init(m: nn.Module):

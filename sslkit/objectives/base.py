@@ -9,13 +9,14 @@ recipe. An objective
 * may split its parameters into several *players* stepped in turn with their own optimizers
   (a GAN's discriminator and generator); single-player objectives use the ``model`` player;
 * may report evaluation metrics on the test split (:meth:`evaluate`), update state after each
-  optimizer step (:meth:`after_step`, e.g. an EMA teacher), and write figures at the end
-  (:meth:`finalize`).
+  training step (:meth:`after_step`, e.g. an EMA teacher), and report metrics of its own state at the
+  end (:meth:`final_metrics`);
+* names the reporters (:mod:`sslkit.reporters`: sample quality, probes, figures) a run gets by default
+  (:attr:`Objective.reporters`); what is not its loss lives there, not in the objective.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 import torch
@@ -60,6 +61,7 @@ class Objective(nn.Module):
 
     players: tuple = ("model",)
     requires: tuple = ()  # Capabilities (sslkit.encoders.capabilities) the encoder must have; checked at build
+    reporters: tuple = ()  # reporters (names or part mappings) a run gets when its recipe lists none
 
     def streams(self) -> dict:
         return {"labeled": StreamSpec("labeled")}
@@ -69,17 +71,32 @@ class Objective(nn.Module):
         no other player claims, so single-player objectives need not override this."""
         return []
 
+    def needs_batch(self) -> bool:
+        """Whether the next training step draws a batch for this objective (a rollout objective still
+        updating on its buffer does not; its stream then stays where it is)."""
+        return True
+
+    def updates_per_batch(self, n: int) -> int:
+        """Training steps (optimizer updates) one drawn batch of ``n`` rows lasts (rollouts: several)."""
+        return 1
+
     def after_step(self, step: int, encoder: nn.Module) -> None:
-        """Called after every optimizer step of every player (EMA updates, buffers)."""
+        """Called once per training step ``step`` (0-based), after every player's optimizer has stepped
+        (EMA updates, step counters)."""
 
     @torch.no_grad()
-    def evaluate(self, test: TensorData, encoder: nn.Module, batch_size: int, device) -> dict:
-        """Metrics on the test split, named ``test_*``."""
+    def evaluate(self, data: DataBundle, encoder: nn.Module, batch_size: int, device) -> dict:
+        """Metrics named ``test_*``, on ``data.test`` (the rest of the run's data, e.g. training rows for a
+        probe, is in ``data``); called in eval mode under ``torch.no_grad``, ``batch_size`` rows at a time."""
         return {}
 
-    def finalize(self, run_dir: Optional[Path], data: DataBundle, encoder: nn.Module, device) -> dict:
-        """Called once at the end of training (on rank 0): write figures into ``run_dir``; may return
-        extra final metrics."""
+    def default_reporters(self) -> tuple:
+        """The reporters this objective names for a recipe without ``reporters:`` (default: :attr:`reporters`)."""
+        return self.reporters
+
+    def final_metrics(self) -> dict:
+        """Metrics of the objective's own state at the end of training (e.g. a running mask rate), on rank 0.
+        Figures and evaluations of the trained model are reporters."""
         return {}
 
 
@@ -99,9 +116,9 @@ class Classifier(Objective):
         raise NotImplementedError
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device) -> dict:
+    def evaluate(self, data, encoder, batch_size, device) -> dict:
         correct = total = 0
-        for b in batched(test, batch_size, device):
+        for b in batched(data.test, batch_size, device):
             pred = self.logits(b["x"], encoder).argmax(1)
             keep = b["y"] >= 0
             correct += (pred[keep] == b["y"][keep]).sum().item()

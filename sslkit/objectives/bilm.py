@@ -79,10 +79,10 @@ class BidirectionalLM(Objective):
                              "perplexity": (loss.detach() / 2).exp()})
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
+    def evaluate(self, data, encoder, batch_size, device):
         fwd_nll = bwd_nll = 0.0
         n = 0  # pairs: both directions predict n tokens
-        for b in batched(test, batch_size, device, columns=("x",)):
+        for b in batched(data.test, batch_size, device, columns=("x",)):
             fwd_logits, bwd_logits = self.direction_logits(b["x"], encoder)
             fwd_target, bwd_target = direction_targets(b["x"], self.pad_id)
             keep = fwd_target != IGNORE  # the same pairs as bwd_target != IGNORE

@@ -8,11 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from ..data.stream import StreamSpec
+from ..encoders.capabilities import CAUSAL
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count, NonNegativeInt, Positive, PositiveProbability
-from ..text.generate import generate
-from ..encoders.capabilities import CAUSAL
 from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_loss
 from .base import ObjectiveContext, Objective, Output, batched
 
@@ -26,8 +25,8 @@ def shifted(x: torch.Tensor, pad_id: int) -> tuple:
 @register("objectives", "clm")
 class CausalLM(Objective):
     """Next-token cross-entropy ``-(1/N) sum_t log p(x_t | x_<t)`` of a causal encoder (``gpt``) with a
-    head tied to its token embedding; reports ``test_perplexity = exp(mean test NLL)`` and writes
-    ``samples.txt`` (greedy and top-k/top-p continuations of test prompts) at the end.
+    head tied to its token embedding; reports ``test_perplexity = exp(mean test NLL)``, and its default
+    reporter ``text_samples`` writes ``samples.txt`` (greedy and top-k/top-p continuations of test prompts).
 
     sample_tokens: ids generated per sample in ``samples.txt`` (0: none). temperature, top_k, top_p:
     the sampling settings for those samples.
@@ -58,9 +57,9 @@ class CausalLM(Objective):
         return Output(loss, {"perplexity": loss.detach().exp()})
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
+    def evaluate(self, data, encoder, batch_size, device):
         nll, n = 0.0, 0
-        for b in batched(test, batch_size, device, columns=("x",)):
+        for b in batched(data.test, batch_size, device, columns=("x",)):
             inp, target = shifted(b["x"], self.pad_id)
             logits = self.token_logits(inp, encoder).float()
             keep = target != IGNORE
@@ -70,22 +69,5 @@ class CausalLM(Objective):
             return {}
         return {"test_perplexity": math.exp(nll / n), "test_nll": nll / n}
 
-    def finalize(self, run_dir, data, encoder, device):
-        if run_dir is None or not self.sample_tokens or len(data.test) == 0:
-            return {}
-        was = encoder.training
-        encoder.eval()
-        prompt = data.test["x"][:2, :16].to(device)
-        g = torch.Generator(device=device).manual_seed(self.seed)
-        fn = lambda ids: self.token_logits(ids, encoder)  # noqa: E731
-        greedy = generate(fn, prompt, self.sample_tokens, encoder.max_length, greedy=True)
-        sampled = generate(fn, prompt, self.sample_tokens, encoder.max_length, self.temperature, self.top_k,
-                           self.top_p, generator=g)
-        encoder.train(was)
-        lines = []
-        for i in range(len(prompt)):
-            lines += [f"prompt : {self.tokenizer.decode(prompt[i].tolist())!r}",
-                      f"greedy : {self.tokenizer.decode(greedy[i, 16:].tolist())!r}",
-                      f"sampled: {self.tokenizer.decode(sampled[i, 16:].tolist())!r}", ""]
-        (run_dir / "samples.txt").write_text("\n".join(lines))
-        return {}
+    def default_reporters(self) -> tuple:
+        return ("text_samples",) if self.sample_tokens else ()

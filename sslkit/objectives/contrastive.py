@@ -193,6 +193,7 @@ class Contrastive(RepresentationObjective):
             reducer=build_reducer(reducer, reducer_args, ctx.path))
         self.miner = build_miner(miner, miner_args, ctx.path)
         if pairs == "explicit":
+            self._data = ctx.data  # a plain attribute, not a buffer: the listed pairs' rows stay out of checkpoints
             n_rows = len(ctx.data.train) if ctx.data is not None else 0
             self.register_buffer("pair_table", read_pairs(pair_list, n_rows, f"{ctx.path}.pair_list"),
                                  persistent=False)

@@ -3,25 +3,23 @@ noising functions of :mod:`sslkit.text.noising`, encode the corrupted ids, and d
 with teacher forcing:  L = -(1/N) sum_t log p(x_t | x_<t, noise(x))."""
 from __future__ import annotations
 
-import math
 
 import torch
-import torch.nn.functional as F
 
-from ..data.stream import StreamSpec
 from ..encoders.capabilities import ENCODER_DECODER
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import Positive, Probability
-from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_accuracy, token_loss
+from ..text.lm_head import IGNORE, TiedLMHead, embedding_of
 from ..text.noising import bart_noise, sentence_end_ids
-from .base import ObjectiveContext, Objective, Output, batched
+from .base import ObjectiveContext
+from .token_prediction import TokenPrediction
 
 EVAL_SEED = 1357
 
 
 @register("objectives", "dae")
-class DenoisingAutoencoder(Objective):
+class DenoisingAutoencoder(TokenPrediction):
     """BART reconstruction loss of a ``seq2seq`` encoder. Defaults follow BART's final setting: text
     infilling of 30 % of the tokens with Poisson(3) spans plus sentence permutation of every row.
     Reports ``test_reconstruction_perplexity`` and ``test_reconstruction_accuracy`` (teacher-forced).
@@ -32,6 +30,7 @@ class DenoisingAutoencoder(Objective):
     """
 
     requires = (ENCODER_DECODER,)  # the corrupted text is reconstructed by a decoder
+    metric, eval_seed = "reconstruction", EVAL_SEED
 
     def __init__(self, ctx: ObjectiveContext, *, mask_prob: Probability = 0.0, delete_prob: Probability = 0.0,
                  infill_prob: Probability = 0.3, poisson_lambda: Positive = 3.0, permute_prob: Probability = 1.0,
@@ -50,31 +49,9 @@ class DenoisingAutoencoder(Objective):
         self.register_buffer("end_ids", sentence_end_ids(self.tokenizer), persistent=False)
         self.head = TiedLMHead(ctx.encoder.out_dim, self.tokenizer.vocab_size, transform=False)
 
-    def streams(self):
-        return {"all": StreamSpec("all")}
-
-    def _logits(self, x, encoder, g=None):
+    def predictions(self, x, encoder, g=None, train=False):
         source = bart_noise(x, self.tokenizer, self.end_ids, g=g, **self.noise)
         memory = encoder.forward_tokens(source)
         bos = torch.full_like(x[:, :1], self.tokenizer.cls_id)  # <cls> starts every decoded sequence
         h = encoder.decode(torch.cat([bos, x[:, :-1]], 1), memory, source)
         return self.head(h, embedding_of(encoder)), x.masked_fill(x == self.tokenizer.pad_id, IGNORE)
-
-    def forward(self, batch, encoder, player="model"):
-        logits, target = self._logits(batch["all"]["x"], encoder)
-        loss, _ = token_loss(logits, target)
-        return Output(loss, {"reconstruction_accuracy": token_accuracy(logits, target)})
-
-    @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
-        g = torch.Generator(device=device).manual_seed(EVAL_SEED)
-        nll, correct, n = 0.0, 0, 0
-        for b in batched(test, batch_size, device, columns=("x",)):
-            logits, target = self._logits(b["x"], encoder, g)
-            keep = target != IGNORE
-            nll += F.cross_entropy(logits[keep].float(), target[keep], reduction="sum").item()
-            correct += int((logits[keep].argmax(-1) == target[keep]).sum())
-            n += int(keep.sum())
-        if not n:
-            return {}
-        return {"test_reconstruction_perplexity": math.exp(nll / n), "test_reconstruction_accuracy": correct / n}

@@ -4,7 +4,6 @@ directly, without a reward model or sampling:
 with sequence log-probabilities summed over the response tokens (``<sep>`` included)."""
 from __future__ import annotations
 
-import copy
 from typing import Optional
 
 import torch
@@ -17,7 +16,7 @@ from ..registry import register
 from ..encoders.capabilities import CAUSAL
 from ..schema import Positive
 from ..text.lm_head import TiedLMHead, embedding_of
-from ..text.policy import FrozenLM, frozen_lm, response_mask, token_logprobs
+from ..text.policy import FrozenReference, response_mask, token_logprobs
 from .base import ObjectiveContext, Objective, Output, batched
 from .reward import ranked_pairs
 
@@ -53,22 +52,11 @@ class DPO(Objective):
         self.beta, self.path, self.reference_stage = beta, ctx.path, reference
         self.pad_id, self.tokenizer = ctx.info.tokenizer.pad_id, ctx.info.tokenizer
         self.head = TiedLMHead(ctx.encoder.out_dim, ctx.info.tokenizer.vocab_size, transform=False)
-        self._frozen = {}  # outside the module tree: not trained, not checkpointed
-        if reference is None:
-            self._frozen["reference"] = FrozenLM(copy.deepcopy(ctx.encoder), copy.deepcopy(self.head))
-        elif ctx.stages:
-            ref = frozen_lm(ctx.stages, reference, f"{ctx.path}.reference", self.tokenizer)
-            self.head.load_state_dict(ref.head.state_dict())
-            self._frozen["reference"] = ref
+        self.ref = FrozenReference(reference, ctx.stages, f"{ctx.path}.reference", self.tokenizer, ctx.encoder,
+                                   self.head)
 
     def streams(self):
         return {"all": StreamSpec("all")}
-
-    def reference(self) -> FrozenLM:
-        if "reference" not in self._frozen:
-            raise ConfigError(f"{self.path}.reference", f"the reference stage '{self.reference_stage}' is not "
-                                                        f"available (run this objective inside its staged recipe)")
-        return self._frozen["reference"]
 
     def sequence_logprobs(self, logits_fn, ranked: torch.Tensor, prompt_len: torch.Tensor) -> torch.Tensor:
         """``[B, K]`` summed log-probabilities of each ranked response given its prompt."""
@@ -81,7 +69,7 @@ class DPO(Objective):
         return self.head(encoder.forward_tokens(ids), embedding_of(encoder))
 
     def margins(self, b: dict, encoder: nn.Module) -> tuple:
-        ref = self.reference().to(b["ranked"].device)
+        ref = self.ref.to(b["ranked"].device)
         logp = self.sequence_logprobs(lambda ids: self.policy_logits(ids, encoder), b["ranked"], b["prompt_len"])
         with torch.no_grad():
             ref_logp = self.sequence_logprobs(ref.logits, b["ranked"], b["prompt_len"])
@@ -97,11 +85,11 @@ class DPO(Objective):
                                     "reward_margin": margin.detach().mean()})
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
-        if "reference" not in self._frozen:
+    def evaluate(self, data, encoder, batch_size, device):
+        if not self.ref.available:
             return {}
         correct = total = 0
-        for b in batched(test, batch_size, device, columns=("ranked", "scores", "prompt_len")):
+        for b in batched(data.test, batch_size, device, columns=("ranked", "scores", "prompt_len")):
             _, margin, _ = self.margins(b, encoder)
             correct += int((margin > 0).sum())
             total += margin.numel()

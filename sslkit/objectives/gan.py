@@ -27,7 +27,6 @@ tends to take the role of the digit class, which the run measures (``code_class_
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Literal, Optional
 
 import torch
@@ -37,9 +36,9 @@ from torch import nn
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
-from ..schema import Count, NonNegative, NonNegativeInt, Positive, PositiveProbability, Rate
+from ..schema import Count, NonNegative, NonNegativeInt, Positive, Rate
 from .base import Objective, ObjectiveContext, Output, batched
-from .vae import check_sampling, data_range, eval_mode, make_decoder, save_image_grid, save_samples
+from .decoders import check_temperature, data_range, make_decoder
 
 
 def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str) -> torch.Tensor:
@@ -79,27 +78,23 @@ class GAN(Objective):
     output: the generator's last activation; ``auto``: sigmoid when the data lie in [0, 1], else none.
     ema: decay of an exponential moving average of the generator's weights used for evaluation and samples
         (0: sample from the trained generator itself).
-    num_samples: size of each scored set of samples (null: as many as the test split has rows).
-    score_splits: the samples are scored as this many disjoint sets of ``num_samples``; ``classifier_score``
-        and ``frechet_distance`` are the means over the sets, ``*_std`` their standard deviations.
     sample_temperature: samples are ``G(t z)``, ``z ~ N(0, I)``: below 1 trades diversity for fidelity (the
         truncation trick in its simplest, rescaling form). Training is unaffected.
-    collapse_share: the samples count as mode-collapsed when one predicted class holds more than this share.
     categorical_code: K > 0 makes it an InfoGAN with a K-way categorical code (module docstring); 0: off.
     info_weight: lambda of the InfoGAN mutual-information term.
-    probe: fit the frozen-feature linear probe / k-NN on the discriminator's features (the encoder) at the end.
     """
 
     players = ("discriminator", "generator")
+    # the probe and the t-SNE figure read the discriminator's features (the encoder)
+    reporters = ("sample_balance", "sample_quality", "probe", "samples", "samples_by_code", "embedding")
 
     def __init__(self, ctx: ObjectiveContext, *, latent_dim: Count = 32,
                  loss: Literal["non_saturating", "hinge"] = "non_saturating",
                  penalty: Literal["none", "r1", "gp"] = "none", penalty_weight: NonNegative = 1.0, penalty_every: Count = 1,
                  generator: Literal["mlp", "deconv"] = "mlp", generator_hidden: list[Count] = (256, 256),
                  batch_norm: bool = True, output: Literal["auto", "sigmoid", "none"] = "auto",
-                 ema: Rate = 0.0, num_samples: Optional[Count] = None, score_splits: Count = 10, sample_temperature: Positive = 1.0,
-                 collapse_share: PositiveProbability = 0.5, categorical_code: NonNegativeInt = 0, info_weight: NonNegative = 1.0,
-                 probe: bool = True):
+                 ema: Rate = 0.0, sample_temperature: Positive = 1.0, categorical_code: NonNegativeInt = 0,
+                 info_weight: NonNegative = 1.0):
         super().__init__()
         p = ctx.path
         if not 0 <= ema < 1:
@@ -114,16 +109,13 @@ class GAN(Objective):
             raise ConfigError(f"{p}.categorical_code", f"must be 0 (off) or at least 2 categories, got {categorical_code}")
         if info_weight < 0:
             raise ConfigError(f"{p}.info_weight", f"must be >= 0, got {info_weight}")
-        check_sampling(p, sample_temperature, collapse_share, score_splits)
-        self.score_splits = score_splits
+        check_temperature(p, sample_temperature)
         self.range = data_range(ctx.data)
         if output == "auto":
             output = "sigmoid" if self.range and self.range[0] >= 0 and self.range[1] <= 1 else "none"
         self.latent_dim, self.loss_kind, self.penalty, self.penalty_weight = latent_dim, loss, penalty, penalty_weight
         self.penalty_every, self.discriminator_steps = penalty_every, 0
-        self.output, self.num_samples, self.collapse_share = output, num_samples, collapse_share
-        self.probe, self.seed, self.sample_temperature = probe, ctx.seed, sample_temperature
-        self.__dict__["_bundle"] = ctx.data  # a plain attribute: data is not part of the checkpoint
+        self.output, self.seed, self.sample_temperature = output, ctx.seed, sample_temperature
         self.code_size, self.info_weight = categorical_code, info_weight
         self.generator = make_decoder(generator, latent_dim + categorical_code, ctx.info, generator_hidden,
                                       batch_norm, p, key="generator_hidden")
@@ -238,32 +230,27 @@ class GAN(Objective):
         return torch.cat([self.generate(z[i:i + 512], averaged=True) for i in range(0, n, 512)]), codes
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device) -> dict:
-        """Mean D(x) probability on the test split and on as many samples; with class labels, the samples'
-        predicted-class balance (``test_sample_max_class_share``, ``test_sample_classes_covered``) so a
-        collapse shows up in ``metrics.jsonl`` while training."""
+    def evaluate(self, data, encoder, batch_size, device) -> dict:
+        """Mean D(x) probability on the test split and on as many samples (the ``sample_balance`` reporter
+        adds the samples' predicted-class balance, so a collapse shows up while training)."""
         real = [torch.sigmoid(self.discriminate(b["x"].float(), encoder))
-                for b in batched(test, batch_size, device, ("x",))]
+                for b in batched(data.test, batch_size, device, ("x",))]
         if not real:
             return {}
         real = torch.cat(real)
         fake = self.sample(len(real), device, self.seed + 1)
-        out = {"test_d_real": float(real.mean()),
-               "test_d_fake": float(torch.sigmoid(self.discriminate(fake, encoder)).mean())}
-        data = self._data()
-        if data is not None and data.info.num_classes:
-            from ..evaluation.sample_quality import SampleScorer, class_balance
+        return {"test_d_real": float(real.mean()),
+                "test_d_fake": float(torch.sigmoid(self.discriminate(fake, encoder)).mean())}
 
-            if "_scorer" not in self.__dict__:  # trained once per run, not at every evaluation
-                self.__dict__["_scorer"] = SampleScorer(data, seed=self.seed)
-            scorer = self.__dict__["_scorer"]
-            bal = class_balance(scorer.probs(fake))
-            out.update({"test_sample_max_class_share": bal["max_class_share"],
-                        "test_sample_classes_covered": bal["classes_covered"]})
-        return out
+    # -- what the reporters use
+    def draw_samples(self, n: int, encoder, device, seed: int) -> tuple:
+        return self.sample_with_codes(n, device, seed)
 
-    def _data(self):
-        return self.__dict__.get("_bundle")
+    @property
+    def sample_title(self) -> str:
+        if self.sample_temperature == 1:
+            return "GAN samples: G(z), z ~ N(0, I)"
+        return f"GAN samples: G(t z), z ~ N(0, I), t = {self.sample_temperature:g}"
 
     def code_grid(self, per_code: int, device, seed: int) -> torch.Tensor:
         """``per_code`` samples for each code, code-major, with the same ``per_code`` noise vectors ``z`` in
@@ -273,43 +260,3 @@ class GAN(Objective):
         codes = torch.arange(self.code_size, device=device).repeat_interleave(per_code)
         inputs = torch.cat([z.repeat(self.code_size, 1), F.one_hot(codes, self.code_size).to(z.dtype)], 1)
         return self.generate(inputs, averaged=True)
-
-    def finalize(self, run_dir, data, encoder, device) -> dict:
-        from ..evaluation import embedding_figure, extract_features, probe_metrics
-        from ..evaluation.sample_quality import SampleScorer, code_class_agreement, sample_quality_metrics
-
-        metrics = {}
-        with eval_mode(self, encoder):
-            n = self.num_samples or max(len(data.test), 100)
-            samples, codes = self.sample_with_codes(n * self.score_splits, device, self.seed + 1)
-            samples = samples.float().cpu()
-            grid = self.code_grid(10, device, self.seed + 2).float().cpu() if self.code_size else None
-            if self.probe and data.info.num_classes and len(data.test):
-                train_f = extract_features(encoder, data.train, 256, device)
-                test_f = extract_features(encoder, data.test, 256, device)
-            else:
-                train_f = test_f = None
-        if data.info.num_classes and len(data.test):
-            scorer = SampleScorer(data, num_samples=n, splits=self.score_splits, seed=self.seed)
-            metrics.update(sample_quality_metrics(samples, data, seed=self.seed, collapse_share=self.collapse_share,
-                                                  scorer=scorer))
-            if codes is not None:
-                metrics["code_class_agreement"] = code_class_agreement(codes.cpu(), scorer.probs(samples).argmax(1),
-                                                                       self.code_size, data.info.num_classes)
-            if train_f is not None:
-                train_y = data.train.columns.get("y_true", data.train.columns["y"])
-                metrics.update(probe_metrics(train_f, train_y, test_f, data.test.columns["y"], seed=self.seed))
-        if run_dir is not None:
-            run_dir = Path(run_dir)
-            title = ("GAN samples: G(z), z ~ N(0, I)" if self.sample_temperature == 1
-                     else f"GAN samples: G(t z), z ~ N(0, I), t = {self.sample_temperature:g}")
-            save_samples(samples, data, run_dir / "samples.png", title)
-            if grid is not None and data.info.modality == "image":
-                save_image_grid(grid, run_dir / "samples_by_code.png", ncol=10,
-                                row_labels=[f"c = {k}" for k in range(self.code_size)],
-                                title="InfoGAN: one row per categorical code, same z in each column")
-            if test_f is not None and len(test_f) >= 5:
-                embedding_figure(test_f, data.test.columns["y"], run_dir / "embedding.png", seed=self.seed,
-                                 class_names=data.info.class_names or None,
-                                 title="t-SNE of the discriminator's features (test split)")
-        return metrics

@@ -3,19 +3,17 @@ row is seen), 15 % of the tokens with the 80/10/10 rule, loss on the selected to
 L = -(1/|M|) sum_{t in M} log p(x_t | x_masked)."""
 from __future__ import annotations
 
-import math
 
 import torch
-import torch.nn.functional as F
 
-from ..data.stream import StreamSpec
+from ..encoders.capabilities import BIDIRECTIONAL
 from ..errors import ConfigError
 from ..registry import register
-from ..encoders.capabilities import BIDIRECTIONAL
 from ..schema import OpenProbability, Probability
-from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_accuracy, token_loss
+from ..text.lm_head import IGNORE, TiedLMHead, embedding_of
 from ..text.masking import mlm_mask, token_kinds
-from .base import ObjectiveContext, Objective, Output, batched
+from .base import ObjectiveContext
+from .token_prediction import TokenPrediction
 
 EVAL_SEED = 1234  # the test split is masked the same way at every evaluation, so curves are comparable
 
@@ -25,19 +23,18 @@ def check_probability(value: float, path: str):
         raise ConfigError(path, f"must be in (0, 1), got {value}")
 
 
-class MaskedObjective(Objective):
+class MaskedObjective(TokenPrediction):
     """Shared by ``mlm`` and ``span``: a tied head over masked positions, and masked-token accuracy and
     perplexity on the test split (``test_masked_accuracy``, ``test_masked_perplexity``)."""
 
     requires = (BIDIRECTIONAL,)  # masked tokens are predicted from both sides
+    metric, eval_seed = "masked", EVAL_SEED
+
     def __init__(self, ctx: ObjectiveContext, name: str):
         super().__init__()
         self.tokenizer = ctx.info.tokenizer
         self.register_buffer("kinds", token_kinds(self.tokenizer), persistent=False)
         self.head = TiedLMHead(ctx.encoder.out_dim, self.tokenizer.vocab_size)
-
-    def streams(self):
-        return {"all": StreamSpec("all")}
 
     def corrupt(self, x: torch.Tensor, generator=None) -> tuple:  # pragma: no cover - interface
         raise NotImplementedError
@@ -48,25 +45,8 @@ class MaskedObjective(Objective):
         keep = labels != IGNORE
         return self.head(h[keep], embedding_of(encoder)), labels[keep]
 
-    def forward(self, batch, encoder, player="model"):
-        inputs, labels = self.corrupt(batch["all"]["x"])[:2]
-        logits, target = self.predict(inputs, labels, encoder)
-        loss, _ = token_loss(logits, target)
-        return Output(loss, {"masked_accuracy": token_accuracy(logits, target)})
-
-    @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
-        g = torch.Generator(device=device).manual_seed(EVAL_SEED)
-        nll, correct, n = 0.0, 0, 0
-        for b in batched(test, batch_size, device, columns=("x",)):
-            inputs, labels = self.corrupt(b["x"], g)[:2]
-            logits, target = self.predict(inputs, labels, encoder)
-            nll += F.cross_entropy(logits.float(), target, reduction="sum").item()
-            correct += int((logits.argmax(-1) == target).sum())
-            n += len(target)
-        if not n:
-            return {}
-        return {"test_masked_accuracy": correct / n, "test_masked_perplexity": math.exp(nll / n)}
+    def predictions(self, x, encoder, generator=None, train=False):
+        return self.predict(*self.corrupt(x, generator)[:2], encoder)
 
 
 @register("objectives", "mlm")

@@ -84,11 +84,11 @@ class PairObjective(Objective):
         return Output(loss, {"pair_accuracy": (logits.argmax(1) == label).float().mean()})
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
+    def evaluate(self, data, encoder, batch_size, device):
         g = torch.Generator(device=device).manual_seed(EVAL_SEED)
         correct = n = 0
-        pool = (test["b"].to(device), test["doc"].to(device))  # random segments of held-out documents
-        for rows in batched(test, batch_size, device, columns=("a", "b", "doc")):
+        pool = (data.test["b"].to(device), data.test["doc"].to(device))  # random segments of held-out documents
+        for rows in batched(data.test, batch_size, device, columns=("a", "b", "doc")):
             logits, label = self._logits(rows, encoder, g, pool)
             correct += int((logits.argmax(1) == label).sum())
             n += len(label)

@@ -29,22 +29,19 @@ Both styles share every weight of the recipe's ``transformer`` encoder between t
 """
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..data.stream import StreamSpec
-from ..encoders.capabilities import BIDIRECTIONAL
-from ..encoders.transformer import Block
+from ..encoders.capabilities import TWO_STREAM
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count, OpenProbability
-from ..text.lm_head import TiedLMHead, token_accuracy, token_loss
+from ..text.lm_head import TiedLMHead, embedding_of
 from ..text.masking import apply_replacement, special_mask
-from .base import ObjectiveContext, Objective, Output, batched
+from .base import ObjectiveContext
+from .token_prediction import TokenPrediction
 
 EVAL_SEED = 9753
 
@@ -127,31 +124,8 @@ def mpnet_masks(order: torch.Tensor, slot_valid: torch.Tensor, pad: torch.Tensor
     return visible(content_h), visible(slot)
 
 
-def _attend(attn, xq, xkv, mask):
-    """``SelfAttention`` weights with queries from ``xq`` and keys/values from ``xkv`` (maybe longer)."""
-    (B, T, C), S, H = xq.shape, xkv.shape[1], attn.heads
-    w_q = attn.qkv.weight.split([C, 2 * C])
-    b_q, b_kv = attn.qkv.bias.split([C, 2 * C])
-    q = F.linear(xq, w_q[0], b_q).view(B, T, H, C // H).transpose(1, 2)
-    k, v = F.linear(xkv, w_q[1], b_kv).view(B, S, 2, H, C // H).permute(2, 0, 3, 1, 4)
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=attn.dropout if attn.training else 0.0)
-    return attn.proj(y.transpose(1, 2).reshape(B, T, C))
-
-
-def two_stream(encoder, h, q, content_mask, query_mask) -> torch.Tensor:
-    """Run the content stream ``h`` and the query stream ``q`` through the encoder's blocks (queries read
-    the content stream's keys and values); returns the final-normed query stream."""
-    for block in encoder.blocks:
-        hn = block.ln1(h)
-        q = q + _attend(block.attn, block.ln1(q), hn, query_mask)
-        q = q + block.mlp(block.ln2(q))
-        h = h + _attend(block.attn, hn, hn, content_mask)
-        h = h + block.mlp(block.ln2(h))
-    return encoder.ln(q)
-
-
 @register("objectives", "plm")
-class PermutedLM(Objective):
+class PermutedLM(TokenPrediction):
     """Permuted-LM loss with two-stream attention over the ``transformer`` encoder's weights.
     Reports ``test_plm_accuracy`` and ``test_plm_perplexity`` on the predicted tokens of the test split.
 
@@ -161,16 +135,13 @@ class PermutedLM(Objective):
     target span (5). mpnet_pred_probability: MPNet's share of each row's real tokens predicted (0.15).
     """
 
-    requires = (BIDIRECTIONAL,)  # content stream sees the whole row; queries follow the permutation
+    requires = (TWO_STREAM,)  # content stream sees the whole row; queries follow the permutation
+    metric, eval_seed = "plm", EVAL_SEED
 
     def __init__(self, ctx: ObjectiveContext, *, style: Literal["xlnet", "mpnet"] = "xlnet",
                  plm_probability: OpenProbability = 1 / 6, max_span_length: Count = 5, mpnet_pred_probability: OpenProbability = 0.15):
         super().__init__()
         enc = ctx.encoder
-        if not all(hasattr(enc, k) for k in ("blocks", "tok", "pos", "ln")) or getattr(enc, "causal", False) \
-                or not all(isinstance(b, Block) for b in enc.blocks):
-            raise ConfigError(f"{ctx.path}.name", f"'plm' runs two attention streams through the blocks of the "
-                                                  f"'transformer' encoder, not {type(enc).__name__}")
         for key, p in (("plm_probability", plm_probability), ("mpnet_pred_probability", mpnet_pred_probability)):
             if not 0 < p < 1:
                 raise ConfigError(f"{ctx.path}.{key}", f"must be in (0, 1), got {p}")
@@ -183,20 +154,17 @@ class PermutedLM(Objective):
             self.query = nn.Parameter(torch.randn(enc.out_dim) * 0.02)  # XLNet's trainable query vector w
         self.head = TiedLMHead(enc.out_dim, self.tokenizer.vocab_size)
 
-    def streams(self):
-        return {"all": StreamSpec("all")}
-
-    def _logits(self, x, encoder, g=None, noise=False):
-        """Logits and ids of the predicted tokens; ``noise`` turns on MPNet's 80/10/10 slot inputs."""
+    def predictions(self, x, encoder, g=None, train=False):
+        """Logits and ids of the predicted tokens; ``train`` turns on MPNet's 80/10/10 slot inputs."""
         if self.style == "mpnet":
-            return self._mpnet_logits(x, encoder, g, noise)
+            return self._mpnet_logits(x, encoder, g, train)
         targets = plm_targets(x, self.tokenizer, self.p, self.max_span, g)
         content_mask, query_mask = two_stream_masks(targets, x == self.tokenizer.pad_id, g)
-        pos = encoder.pos(torch.arange(x.shape[1], device=x.device))
-        h = encoder.drop(encoder.tok(x) + pos)
-        q = encoder.drop(self.query + pos).expand_as(h)
-        out = two_stream(encoder, h, q, content_mask, query_mask)[targets]
-        return self.head(out, encoder.tok.weight), x[targets]
+        positions = torch.arange(x.shape[1], device=x.device)
+        h = encoder.embed(x, positions)
+        q = encoder.embed(None, positions, start=self.query).expand_as(h)
+        out = encoder.forward_two_stream(h, q, content_mask, query_mask)[targets]
+        return self.head(out, embedding_of(encoder)), x[targets]
 
     def _mpnet_logits(self, x, encoder, g, noise):
         B, T = x.shape
@@ -208,24 +176,6 @@ class PermutedLM(Objective):
         content_mask, query_mask = mpnet_masks(order, slot_valid, x == self.tokenizer.pad_id)
         # the slots take the positions of the predicted tokens, so every position stays < T
         positions = torch.cat([torch.arange(T, device=x.device).expand(B, T), pred_cols], 1)
-        h = encoder.drop(encoder.tok(torch.cat([x, slots], 1)) + encoder.pos(positions))
-        out = two_stream(encoder, h, h[:, T:], content_mask, query_mask)[slot_valid]
-        return self.head(out, encoder.tok.weight), target[slot_valid]
-
-    def forward(self, batch, encoder, player="model"):
-        logits, target = self._logits(batch["all"]["x"], encoder, noise=True)
-        loss, _ = token_loss(logits, target)
-        return Output(loss, {"plm_accuracy": token_accuracy(logits, target)})
-
-    @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
-        g = torch.Generator(device=device).manual_seed(EVAL_SEED)
-        nll, correct, n = 0.0, 0, 0
-        for b in batched(test, batch_size, device, columns=("x",)):
-            logits, target = self._logits(b["x"], encoder, g)
-            nll += F.cross_entropy(logits.float(), target, reduction="sum").item()
-            correct += int((logits.argmax(-1) == target).sum())
-            n += len(target)
-        if not n:
-            return {}
-        return {"test_plm_accuracy": correct / n, "test_plm_perplexity": math.exp(nll / n)}
+        h = encoder.embed(torch.cat([x, slots], 1), positions)
+        out = encoder.forward_two_stream(h, h[:, T:], content_mask, query_mask)[slot_valid]
+        return self.head(out, embedding_of(encoder)), target[slot_valid]

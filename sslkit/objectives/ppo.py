@@ -7,14 +7,13 @@ response's total reward is ``r = r_theta - beta r_KL`` with ``pi_ref`` the froze
 value head on the policy's hidden states gives GAE(gamma, lambda) advantages (whitened); then
 ``ppo_epochs`` passes over the rollout in minibatches minimise the clipped policy loss plus
 ``vf_coef`` times the clipped value loss. One trainer step is one minibatch update; the rollout
-buffer is refilled, from the current batch of prompts, when it is exhausted (so ``trainer.batch_size``
-is the number of prompts per rollout, and prompts that arrive while the buffer is full are skipped).
+buffer (:class:`~sslkit.objectives.rollout.RolloutObjective`, checkpointed) is refilled from the next
+batch of prompts when it is exhausted, so ``trainer.batch_size`` is the number of prompts per rollout
+and every prompt of the stream is used.
 """
 from __future__ import annotations
 
-import copy
 import importlib
-import json
 from typing import Optional
 
 import torch
@@ -26,11 +25,12 @@ from ..registry import register
 from ..encoders.capabilities import CAUSAL
 from ..schema import Count, NonNegative, Positive, Probability
 from ..text.lm_head import TiedLMHead, embedding_of
-from ..text.policy import FrozenLM, entropy, frozen_lm, load_stage, response_mask, sample_responses, \
-    split_texts, token_logprobs
+from ..text.policy import FrozenReference, entropy, load_stage, response_mask, sample_responses, split_texts, \
+    token_logprobs
 from ..text.rl import KLController, gae, kl_penalty_rewards, masked_mean, masked_whiten, ppo_policy_loss, \
     ppo_value_loss
-from .base import ObjectiveContext, Objective, Output
+from .base import ObjectiveContext, Output
+from .rollout import RolloutObjective
 
 
 def load_callable(spec: str, path: str):
@@ -91,7 +91,7 @@ class LearnedReward:
 
 
 @register("objectives", "ppo")
-class PPO(Objective):
+class PPO(RolloutObjective):
     """PPO with a KL penalty to a frozen reference, for a causal encoder (``gpt``) on prompt rows
     (``x``, ``prompt_len``; the ``rlhf_toy`` dataset's ``prompts`` layout).
 
@@ -111,6 +111,7 @@ class PPO(Objective):
     """
 
     requires = (CAUSAL,)  # each token is predicted from the tokens before it
+    reporters = ("ppo_curves",)
 
     def __init__(self, ctx: ObjectiveContext, *, reward_model: Optional[str] = "reward",
                  reward_fn: Optional[str] = None, reference: Optional[str] = "sft", monitor: Optional[str] = None,
@@ -156,6 +157,7 @@ class PPO(Objective):
         self.register_buffer("kl_coef", torch.tensor(float(kl_coef)))  # checkpointed, so resume keeps beta
         self.gamma, self.lam, self.clip, self.value_clip = gamma, lam, clip, value_clip
         self.vf_coef, self.entropy_coef, self.ppo_epochs = vf_coef, entropy_coef, ppo_epochs
+        self.epochs = ppo_epochs  # passes over each rollout (RolloutObjective)
         self.minibatch_size, self.response_tokens, self.temperature = minibatch_size, response_tokens, temperature
         self.whiten_rewards, self.eval_prompts, self.seed = whiten_rewards, eval_prompts, ctx.seed
         self.monitor = RuleReward(load_callable(monitor, f"{ctx.path}.monitor"), monitor, tok,
@@ -164,27 +166,20 @@ class PPO(Objective):
                                 f"{ctx.path}.reward_fn") if reward_fn else None
         self.reward_stage, self.reference_stage = reward_model, reference
         # frozen models live outside the module tree: not trained, not checkpointed (they are rebuilt
-        # from their stages' run folders)
-        self._frozen = {}
-        if reference is None:
-            self._frozen["reference"] = FrozenLM(copy.deepcopy(ctx.encoder), copy.deepcopy(self.head))
-        if ctx.stages:  # a staged run: load now, so a wrong stage or tokenizer fails before training
-            self._load(ctx.stages, ctx.path)
-        self._stages = dict(ctx.stages)
-        self._buffer, self._queue = None, []
+        # from their stages' run folders); a staged run loads them now, so a wrong stage or tokenizer
+        # fails before training
+        self.ref = FrozenReference(reference, ctx.stages, f"{ctx.path}.reference", tok, ctx.encoder, self.head)
+        self._reward = None
+        if ctx.stages and reward_model is not None:
+            self._load_reward(ctx.stages, ctx.path)
 
-    def _load(self, stages: dict, path: str) -> None:
-        if self.reference_stage is not None:
-            ref = frozen_lm(stages, self.reference_stage, f"{path}.reference", self.tokenizer)
-            self.head.load_state_dict(ref.head.state_dict())  # the policy starts with the reference's head
-            self._frozen["reference"] = ref
-        if self.reward_stage is not None:
-            model = load_stage(stages, self.reward_stage, f"{path}.reward_model", self.tokenizer, "reward model")
-            scorer = next((o for o in model.objectives if hasattr(o, "score")), None)
-            if scorer is None:
-                raise ConfigError(f"{path}.reward_model", f"stage '{self.reward_stage}' holds no reward model "
-                                                          f"(train it with the reward objective)")
-            self._frozen["reward"] = LearnedReward(model, scorer, self.eos_id, self.pad_id)
+    def _load_reward(self, stages: dict, path: str) -> None:
+        model = load_stage(stages, self.reward_stage, f"{path}.reward_model", self.tokenizer, "reward model")
+        scorer = next((o for o in model.objectives if hasattr(o, "score")), None)
+        if scorer is None:
+            raise ConfigError(f"{path}.reward_model", f"stage '{self.reward_stage}' holds no reward model "
+                                                      f"(train it with the reward objective)")
+        self._reward = LearnedReward(model, scorer, self.eos_id, self.pad_id)
 
     # ------------------------------------------------------------------ pieces
     def streams(self):
@@ -195,19 +190,13 @@ class PPO(Objective):
         h = encoder.forward_tokens(ids)
         return self.head(h, embedding_of(encoder)), self.value_head(h).squeeze(-1)
 
-    def reference(self) -> FrozenLM:
-        if "reference" not in self._frozen:
-            raise ConfigError(f"{self.path}.reference", f"the reference stage '{self.reference_stage}' is not "
-                                                        f"available (run this objective inside its staged recipe)")
-        return self._frozen["reference"]
-
     def reward(self, seq: torch.Tensor, prompt_len: torch.Tensor) -> torch.Tensor:
         if self._rule is not None:
             return self._rule(seq, prompt_len)
-        if "reward" not in self._frozen:
+        if self._reward is None:
             raise ConfigError(f"{self.path}.reward_model", f"the reward model stage '{self.reward_stage}' is not "
                                                            f"available (run this objective inside its staged recipe)")
-        return self._frozen["reward"](seq, prompt_len)
+        return self._reward(seq, prompt_len)
 
     def sample(self, prompt, prompt_len, encoder, generator=None) -> torch.Tensor:
         was = encoder.training
@@ -220,7 +209,7 @@ class PPO(Objective):
     @torch.no_grad()
     def rollout(self, prompt: torch.Tensor, prompt_len: torch.Tensor, encoder: nn.Module) -> dict:
         """Sample, score and evaluate one batch of responses: everything the PPO updates need."""
-        ref = self.reference().to(prompt.device)
+        ref = self.ref.to(prompt.device)
         seq = self.sample(prompt, prompt_len, encoder)
         mask = response_mask(seq, prompt_len, self.pad_id)
         was = encoder.training
@@ -248,16 +237,12 @@ class PPO(Objective):
                 "stats": stats}
 
     # ------------------------------------------------------------------ training
-    def forward(self, batch, encoder, player="model"):
-        if not self._queue:
-            b = batch["all"]
-            self.kl.value = float(self.kl_coef)  # after a resume, continue from the checkpointed beta
-            self._buffer = self.rollout(b["x"], b["prompt_len"], encoder)
-            n = len(b["x"])
-            mb = self.minibatch_size or n
-            self._queue = [idx for _ in range(self.ppo_epochs) for idx in torch.randperm(n).split(mb)]
-        idx = self._queue.pop(0).to(self._buffer["seq"].device)
-        r = {k: v[idx] for k, v in self._buffer.items() if k != "stats"}
+    def collect(self, batch, encoder):
+        b = batch["all"]
+        self.kl.value = float(self.kl_coef)  # after a resume, continue from the checkpointed beta
+        return self.rollout(b["x"], b["prompt_len"], encoder)
+
+    def update(self, r, stats, encoder):
         logits, values = self.policy(r["seq"][:, :-1], encoder)
         logp = token_logprobs(logits, r["seq"])
         pg_loss, clipfrac = ppo_policy_loss(logp, r["logp"], r["adv"], r["mask"], self.clip)
@@ -265,24 +250,24 @@ class PPO(Objective):
         ent = masked_mean(entropy(logits), r["mask"])
         loss = pg_loss + self.vf_coef * vf_loss - self.entropy_coef * ent
         approx_kl = 0.5 * masked_mean((logp - r["logp"]) ** 2, r["mask"])
-        return Output(loss, {**self._buffer["stats"], "entropy": ent.detach(), "clipfrac": clipfrac.detach(),
+        return Output(loss, {**stats, "entropy": ent.detach(), "clipfrac": clipfrac.detach(),
                              "value_loss": vf_loss.detach(), "policy_loss": pg_loss.detach(),
                              "approx_kl": approx_kl.detach()})
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
+    def evaluate(self, data, encoder, batch_size, device):
         """Reward, KL to the reference (and monitor score) of responses sampled for held-out prompts."""
-        if len(test) == 0 or ("reference" not in self._frozen):
+        if len(data.test) == 0 or not self.ref.available:
             return {}
-        n = min(len(test), self.eval_prompts)
+        n = min(len(data.test), self.eval_prompts)
         g = torch.Generator(device=device).manual_seed(self.seed)
         out = {"test_reward": 0.0, "test_kl": 0.0}
         if self.monitor is not None:
             out["test_monitor_score"] = 0.0
-        ref = self.reference().to(device)
+        ref = self.ref.to(device)
         for start in range(0, n, batch_size):
-            rows = test.fetch(torch.arange(start, min(start + batch_size, n)))
+            rows = data.test.fetch(torch.arange(start, min(start + batch_size, n)))
             prompt, plen = rows["x"].to(device), rows["prompt_len"].to(device)
             seq = self.sample(prompt, plen, encoder, generator=g)
             mask = response_mask(seq, plen, self.pad_id)
@@ -290,43 +275,11 @@ class PPO(Objective):
             kl = ((logp - token_logprobs(ref.logits(seq[:, :-1]), seq)) * mask).sum(1)
             w = len(seq) / n
             out["test_kl"] += float(kl.mean()) * w
-            if self._rule is not None or "reward" in self._frozen:
+            if self._rule is not None or self._reward is not None:
                 out["test_reward"] += float(self.reward(seq, plen).mean()) * w
             if self.monitor is not None:
                 out["test_monitor_score"] += float(self.monitor(seq, plen).mean()) * w
         return out
 
-    def finalize(self, run_dir, data, encoder, device):
-        """``ppo_curves.png``: reward (and monitor score), KL and beta over the PPO steps."""
-        if run_dir is None or not (run_dir / "metrics.jsonl").is_file():
-            return {}
-        recs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        key = next((k[:-len("/kl_coef")] for r in recs for k in r if k.endswith("/kl_coef")), None)
-        recs = [r for r in recs if key is not None and f"{key}/reward" in r]
-        if not recs:
-            return {}
-        from ..plots import pyplot
-
-        plt = pyplot()
-        steps = [r["step"] for r in recs]
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.5))
-        axes[0].plot(steps, [r[f"{key}/reward"] for r in recs], c="C0")
-        axes[0].set_ylabel("reward (optimised)", color="C0")
-        if f"{key}/monitor_score" in recs[0]:  # its own scale: a reward model's units are arbitrary
-            twin = axes[0].twinx()
-            twin.plot(steps, [r[f"{key}/monitor_score"] for r in recs], c="C1")
-            twin.set_ylabel("monitor score (not optimised)", color="C1")
-        axes[0].set_title("reward per response")
-        axes[1].plot(steps, [r[f"{key}/kl"] for r in recs])
-        if self.kl.target is not None:
-            axes[1].axhline(self.kl.target, ls="--", c="grey", label="target")
-            axes[1].legend()
-        axes[1].set_title("KL(policy || reference) per response")
-        axes[2].plot(steps, [r[f"{key}/kl_coef"] for r in recs])
-        axes[2].set_title("KL coefficient beta")
-        for ax in axes:
-            ax.set_xlabel("PPO step")
-        fig.tight_layout()
-        fig.savefig(run_dir / "ppo_curves.png", dpi=90)
-        plt.close(fig)
+    def final_metrics(self) -> dict:
         return {"final_kl_coef": float(self.kl_coef)}

@@ -6,7 +6,6 @@ from typing import Annotated, Literal, Optional
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
@@ -40,7 +39,7 @@ class PseudoLabel(Classifier):
     (pseudo-labels of the kept ``z`` against the hidden truth ``y_true`` — a diagnostic, never used
     for training — over the rows whose truth is known, ``y_true >= 0``; not reported when none is). Final metrics add the run's ``mean_mask_rate`` and ``pseudo_label_accuracy``, so a
     threshold that masks everything shows as ``mean_mask_rate: 0`` (and a warning). For 2-D tabular
-    data, ``finalize`` draws ``decision_boundary.png``.
+    data, the ``decision_boundary`` reporter (a default) draws ``decision_boundary.png``.
 
     relation: the relation R (default ``confidence``). loss: ``hard`` or ``soft`` targets.
     unlabeled_ratio: mu, unlabeled rows per labeled row in a step (FixMatch: 7).
@@ -49,6 +48,8 @@ class PseudoLabel(Classifier):
     augment_labeled: apply the weak view to the labeled batch too.
     head_hidden: width of a hidden layer in the head (default: linear).
     """
+
+    reporters = ("decision_boundary",)
 
     def __init__(self, ctx: ObjectiveContext, *, relation: RelationSpec = "confidence",
                  loss: Literal["hard", "soft"] = "hard", unlabeled_ratio: Positive = 7.0,
@@ -121,7 +122,7 @@ class PseudoLabel(Classifier):
         self.steps_done += 1
         self.relation.after_step(encoder, self.head)
 
-    def finalize(self, run_dir, data, encoder, device) -> dict:
+    def final_metrics(self) -> dict:
         mask_sum, passes, correct, judged = self.totals.tolist()
         out = {}
         if passes:
@@ -132,48 +133,4 @@ class PseudoLabel(Classifier):
                 warnings.warn(f"{self.path}.relation: every unlabeled sample was masked out for the whole run "
                               f"(mean_mask_rate 0), so only the labeled rows were learned from; lower the "
                               f"relation's threshold", stacklevel=2)
-        info = data.info
-        if run_dir is not None and info.modality == "tabular" and tuple(info.input_shape) == (2,):
-            decision_boundary(self, encoder, data, run_dir / "decision_boundary.png", device)
         return out
-
-
-@torch.no_grad()
-def decision_boundary(obj: PseudoLabel, encoder: nn.Module, data, path, device, resolution: int = 200) -> None:
-    """Predicted class over a grid covering the 2-D data, with the training points (labeled ones
-    large, hidden-label ones small and grey) and the test points."""
-    from ..plots import pyplot
-
-    plt = pyplot()
-    train, test = data.train, data.test
-    pts = torch.cat([train["x"], test["x"]]).float()
-    lo, hi = pts.min(0).values - 0.5, pts.max(0).values + 0.5
-    gx, gy = torch.meshgrid(torch.linspace(lo[0], hi[0], resolution), torch.linspace(lo[1], hi[1], resolution),
-                            indexing="xy")
-    grid = torch.stack([gx.flatten(), gy.flatten()], 1)
-    modes = encoder.training, obj.training
-    encoder.eval()
-    obj.eval()
-    try:
-        pred = torch.cat([obj.logits(chunk.to(device), encoder).argmax(1).cpu() for chunk in grid.split(8192)])
-        test_pred = obj.logits(test["x"].to(device), encoder).argmax(1).cpu()
-    finally:
-        encoder.train(modes[0])
-        obj.train(modes[1])
-    C = data.info.num_classes
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.contourf(gx, gy, pred.view(resolution, resolution), levels=torch.arange(C + 1) - 0.5, cmap="coolwarm",
-                alpha=0.25)
-    y = train["y"]
-    hidden = y < 0
-    ax.scatter(train["x"][hidden, 0], train["x"][hidden, 1], s=6, c="0.6", label="unlabeled (train)")
-    ax.scatter(test["x"][:, 0], test["x"][:, 1], s=10, c=test["y"], cmap="coolwarm", vmin=0, vmax=max(C - 1, 1),
-               marker="x", linewidths=0.7, label="test")
-    ax.scatter(train["x"][~hidden, 0], train["x"][~hidden, 1], s=120, c=y[~hidden], cmap="coolwarm", vmin=0,
-               vmax=max(C - 1, 1), edgecolors="k", linewidths=1.5, label="labeled")
-    acc = (test_pred == test["y"]).float().mean().item()
-    ax.set_title(f"pseudo_label decision boundary ({int((~hidden).sum())} labels, test accuracy {acc:.3f})")
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)

@@ -2,12 +2,10 @@
 linear-probe and k-NN accuracy of the frozen encoder's features, and a t-SNE figure."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
 
 import torch
 
-from ..evaluation import embedding_figure, extract_features, probe_metrics
+from ..evaluation import extract_features, probe_metrics
 from ..schema import Count
 from .base import Objective, ObjectiveContext
 
@@ -17,16 +15,17 @@ class RepresentationObjective(Objective):
 
     ``evaluate`` fits a linear probe and a k-NN classifier on the training rows' features with their
     true labels (``y_true``: used for the probe only, never for training) and scores them on the test
-    split; ``finalize`` writes ``embedding.png`` (t-SNE of the test features).
+    split; the ``embedding`` reporter draws ``embedding.png`` (t-SNE of the test features).
 
     probe_labels_per_class: size per class of the few-label probe. probe_k: k-NN neighbours.
-    embedding_plot: write ``embedding.png`` at the end.
+    embedding_plot: name the ``embedding`` reporter as a default (``embedding.png`` at the end).
     """
+
+    reporters = ("embedding",)
 
     def __init__(self, ctx: ObjectiveContext, probe_labels_per_class: Count = 5, probe_k: Count = 20,
                  embedding_plot: bool = True):
         super().__init__()
-        self._data = ctx.data  # a plain attribute, not a buffer: the data stays out of checkpoints
         self.probe_labels_per_class, self.probe_k, self.seed = probe_labels_per_class, probe_k, ctx.seed
         self.embedding_plot = embedding_plot
         self.class_names = list(ctx.info.class_names or [])
@@ -36,11 +35,10 @@ class RepresentationObjective(Objective):
         return None if y is None or not (y >= 0).any() else y
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device) -> dict:
-        data = self._data
-        if data is None or len(test) == 0:
+    def evaluate(self, data, encoder, batch_size, device) -> dict:
+        if len(data.test) == 0:
             return {}
-        train_y, test_y = self._labels(data.train), self._labels(test, "y")
+        train_y, test_y = self._labels(data.train), self._labels(data.test, "y")
         if train_y is None or test_y is None:  # an unlabeled corpus: nothing to probe
             return {}
         train = data.train
@@ -48,20 +46,9 @@ class RepresentationObjective(Objective):
             train = train.subset(torch.nonzero(train_y >= 0).flatten())
             train_y = train_y[train_y >= 0]
         train_f = extract_features(encoder, train, batch_size, device)
-        test_f = extract_features(encoder, test, batch_size, device)
+        test_f = extract_features(encoder, data.test, batch_size, device)
         return probe_metrics(train_f, train_y, test_f, test_y, labels_per_class=self.probe_labels_per_class,
                              seed=self.seed, k=self.probe_k)
 
-    @torch.no_grad()
-    def finalize(self, run_dir: Optional[Path], data, encoder, device) -> dict:
-        if run_dir is None or not self.embedding_plot or len(data.test) < 5:
-            return {}
-        was_training = encoder.training
-        encoder.eval()
-        feats = extract_features(encoder, data.test, 256, device)
-        encoder.train(was_training)
-        y = data.test.columns.get("y", torch.full((len(feats),), -1))
-        embedding_figure(feats, y, Path(run_dir) / "embedding.png", seed=self.seed,
-                         class_names=self.class_names or None,
-                         title=f"t-SNE of encoder features ({type(self).__name__.lower()})")
-        return {}
+    def default_reporters(self) -> tuple:
+        return self.reporters if self.embedding_plot else ()

@@ -70,9 +70,9 @@ class RewardModel(Objective):
         return Output(loss, {"pairwise_accuracy": (diff > 0).float().mean(), "reward_gap": diff.detach().mean()})
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
+    def evaluate(self, data, encoder, batch_size, device):
         correct = total = 0
-        for b in batched(test, batch_size, device, columns=("ranked", "scores")):
+        for b in batched(data.test, batch_size, device, columns=("ranked", "scores")):
             r = self.ranked_rewards(b["ranked"], encoder)
             i, j, valid = ranked_pairs(b["scores"])
             correct += int(((r[:, i] - r[:, j]) > 0)[valid].sum())

@@ -25,7 +25,8 @@ from ..registry import register
 from ..schema import Count, NonNegative, OpenProbability, Positive, Probability
 from ..text.lm_head import embedding_of, token_accuracy, token_loss
 from ..text.masking import mlm_mask
-from .base import ObjectiveContext, Objective, Output, batched
+from ..text.token_scores import TokenScores, seeded_test_batches
+from .base import ObjectiveContext, Objective, Output
 from .mlm import check_probability
 
 EVAL_SEED = 2468
@@ -113,19 +114,17 @@ class ReplacedTokenDetection(Objective):
                        "gen_accuracy": token_accuracy(gen_logits, target)})
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
-        g = torch.Generator(device=device).manual_seed(EVAL_SEED)
-        correct = n = hit = n_rep = gen_correct = n_gen = 0
-        for b in batched(test, batch_size, device, columns=("x",)):
+    def evaluate(self, data, encoder, batch_size, device):
+        gen, correct, n, hit, n_rep = TokenScores(), 0, 0, 0, 0
+        for b, g in seeded_test_batches(data.test, batch_size, device, EVAL_SEED):
             gen_logits, target, d, r = self._run(b["x"], encoder, g)
+            gen.add(gen_logits, target)
             pred = (d > 0).float()
             correct += int((pred == r).sum())
             n += len(r)
             hit += int((pred * r).sum())
             n_rep += int(r.sum())
-            gen_correct += int((gen_logits.argmax(-1) == target).sum())
-            n_gen += len(target)
-        out = {"test_rtd_accuracy": correct / max(n, 1), "test_masked_accuracy": gen_correct / max(n_gen, 1)}
+        out = {"test_rtd_accuracy": correct / max(n, 1), "test_masked_accuracy": gen.correct / max(gen.n, 1)}
         if n_rep:
             out["test_replaced_recall"] = hit / n_rep
         return out

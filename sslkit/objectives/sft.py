@@ -55,9 +55,9 @@ class SFT(Objective):
         return Output(loss, {"perplexity": loss.detach().exp()})
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device):
+    def evaluate(self, data, encoder, batch_size, device):
         nll, n = 0.0, 0
-        for b in batched(test, batch_size, device, columns=("x", "prompt_len")):
+        for b in batched(data.test, batch_size, device, columns=("x", "prompt_len")):
             target = b["x"][:, 1:].masked_fill(~response_mask(b["x"], b["prompt_len"], self.pad_id), IGNORE)
             logits = self.logits(b["x"][:, :-1], encoder).float()
             keep = target != IGNORE

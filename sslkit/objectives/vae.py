@@ -20,13 +20,13 @@ KL, so the KL term is the one-sample estimate ``log q(z|x) - log p(z)`` at the s
 (its expectation is the KL). Samples then come from the mixture, where the posteriors of real data lie,
 instead of from regions of ``N(0, I)`` that no training input maps to ("holes" in the prior).
 
-This file also holds the decoder heads (:class:`MLPDecoder`, :class:`DeconvDecoder`) and the figure
-helpers that the GAN objective reuses.
+The decoder heads are in :mod:`sslkit.objectives.decoders`; sample quality, the probe on the posterior
+means and the figures are reporters (``sample_quality``, ``probe``, ``samples``, ``reconstructions``,
+``latent``), which this objective names as its defaults.
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Literal, Optional
 
 import torch
@@ -37,169 +37,13 @@ from ..data.base import LazyColumn
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
-from ..schema import Count, NonNegative, Positive, PositiveProbability
+from ..schema import Count, NonNegative, Positive
 from .base import Objective, ObjectiveContext, Output, batched
+from .decoders import check_temperature, data_range, make_decoder
 
 LOG_2PI = math.log(2 * math.pi)
 
 
-# ----------------------------------------------------------------------------- decoder heads
-class MLPDecoder(nn.Module):
-    """``z -> [Linear -> (BatchNorm) -> ReLU] per hidden width -> Linear -> reshape to out_shape``.
-
-    latent_dim: size of ``z``. out_shape: shape of one output. hidden: widths of the hidden layers.
-    batch_norm: BatchNorm1d before each ReLU (helps GAN generators).
-    """
-
-    def __init__(self, latent_dim: int, out_shape: tuple, hidden=(256, 256), batch_norm: bool = False):
-        super().__init__()
-        layers, width = [], latent_dim
-        for h in hidden:
-            layers += [nn.Linear(width, h)] + ([nn.BatchNorm1d(h)] if batch_norm else []) + [nn.ReLU()]
-            width = h
-        layers.append(nn.Linear(width, math.prod(out_shape)))
-        self.net = nn.Sequential(*layers)
-        self.out_shape = tuple(out_shape)
-
-    def forward(self, z):
-        return self.net(z).reshape(len(z), *self.out_shape)
-
-
-class DeconvDecoder(nn.Module):
-    """A small transposed-convolution decoder for ``C x H x W`` images (H, W divisible by ``2^len(channels)``):
-    ``Linear(z) -> channels[0] x H/2^n x W/2^n``, then per stage ``ConvTranspose(4, stride 2) -> (BatchNorm) ->
-    ReLU`` through ``channels[1:]``, and a last ``ConvTranspose(4, stride 2)`` to ``C`` channels.
-
-    latent_dim: size of ``z``. out_shape: ``(C, H, W)``. channels: widths, one per 2x upsampling.
-    batch_norm: BatchNorm2d before each ReLU.
-    """
-
-    def __init__(self, latent_dim: int, out_shape: tuple, channels=(64, 32), batch_norm: bool = False):
-        super().__init__()
-        c, h, w = out_shape
-        n = len(channels)
-        self.start = (channels[0], h // 2 ** n, w // 2 ** n)
-        self.fc = nn.Sequential(nn.Linear(latent_dim, math.prod(self.start)), nn.ReLU())
-        layers = []
-        for a, b in zip(channels, channels[1:]):
-            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1)] + ([nn.BatchNorm2d(b)] if batch_norm else []) + [nn.ReLU()]
-        layers.append(nn.ConvTranspose2d(channels[-1], c, 4, 2, 1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, z):
-        return self.net(self.fc(z).reshape(len(z), *self.start))
-
-
-def make_decoder(kind: str, latent_dim: int, info, hidden, batch_norm: bool, path: str,
-                 key: str = "decoder_hidden") -> nn.Module:
-    """The decoder/generator head ``kind`` (``mlp`` or ``deconv``) from ``latent_dim`` to one input of
-    ``info.input_shape``; ``path`` is the objective's recipe path and ``key`` the name of its widths key."""
-    if info.modality not in ("image", "tabular"):
-        raise ConfigError(f"{path}.name", f"generative objectives decode image or tabular data, not {info.modality}")
-    if not hidden or any(h < 1 for h in hidden):
-        raise ConfigError(f"{path}.{key}", f"needs at least one positive width, got {list(hidden)}")
-    if kind == "deconv":
-        shape = tuple(info.input_shape)
-        step = 2 ** len(hidden)
-        if len(shape) != 3 or shape[1] % step or shape[2] % step:
-            raise ConfigError(f"{path}.{key}", f"a deconv decoder with {len(hidden)} stages needs C x H x W images "
-                                               f"with H and W divisible by {step}, got input shape {shape}")
-        return DeconvDecoder(latent_dim, shape, tuple(hidden), batch_norm)
-    return MLPDecoder(latent_dim, tuple(info.input_shape), tuple(hidden), batch_norm)
-
-
-def check_sampling(path: str, sample_temperature: float, collapse_share: float, score_splits: int) -> None:
-    """Validate the sampling options shared by the generative objectives."""
-    if score_splits < 1:
-        raise ConfigError(f"{path}.score_splits", f"must be at least 1, got {score_splits}")
-    if sample_temperature <= 0:
-        raise ConfigError(f"{path}.sample_temperature", f"must be > 0, got {sample_temperature}")
-    if not 0 < collapse_share <= 1:
-        raise ConfigError(f"{path}.collapse_share", f"must be in (0, 1], got {collapse_share}")
-
-
-def data_range(data) -> tuple:
-    """(min, max) of the training inputs ``x`` (floats), or ``None`` when there is no data."""
-    if data is None or len(data.train) == 0:
-        return None
-    x = data.train.columns["x"]
-    return float(x.min()), float(x.max())
-
-
-# ----------------------------------------------------------------------------- figures
-def save_image_grid(images: torch.Tensor, path: Path, title: str = "", ncol: int = 10,
-                    row_labels: Optional[list] = None) -> None:
-    """Draw ``images`` [N, C, H, W] (values clipped to [0, 1]; first channel, or RGB when C == 3) in a
-    grid ``ncol`` wide and save it as a PNG."""
-    from ..plots import pyplot
-
-    plt = pyplot()
-    images = images.detach().float().cpu().clamp(0, 1)
-    n = len(images)
-    nrow = max(1, math.ceil(n / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(ncol * 0.8, nrow * 0.8 + (0.4 if title else 0)), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= n:
-            ax.axis("off")
-        else:
-            img = images[i].permute(1, 2, 0).numpy() if images.shape[1] == 3 else images[i, 0].numpy()
-            ax.imshow(img, cmap=None if images.shape[1] == 3 else "gray_r", vmin=0, vmax=1)
-    if row_labels:
-        for r, label in enumerate(row_labels[:nrow]):
-            axes[r, 0].set_ylabel(label, fontsize=7)  # ticks are off, the frame stays like the other cells'
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def save_scatter(real: torch.Tensor, fake: torch.Tensor, path: Path, title: str = "") -> None:
-    """Scatter the first two columns of real and generated tabular rows and save as a PNG."""
-    from ..plots import pyplot
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4))
-    real, fake = real.flatten(1).cpu(), fake.detach().flatten(1).cpu()
-    ax.scatter(real[:, 0], real[:, 1 % real.shape[1]], s=5, c="lightgrey", label="data")
-    ax.scatter(fake[:, 0], fake[:, 1 % fake.shape[1]], s=5, c="tab:red", label="samples")
-    ax.legend()
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def save_samples(samples: torch.Tensor, data, path: Path, title: str) -> None:
-    """``samples.png``: an image grid for images, a scatter over the training data for tabular rows."""
-    if data.info.modality == "image":
-        save_image_grid(samples[:100], path, title)
-    else:
-        save_scatter(data.train.columns["x"], samples, path, title)
-
-
-class eval_mode:
-    """Context manager: put modules in eval mode under ``torch.no_grad`` and restore their modes after."""
-
-    def __init__(self, *modules):
-        self.modules = modules
-
-    def __enter__(self):
-        self.modes = [m.training for m in self.modules]
-        self.grad = torch.no_grad()
-        self.grad.__enter__()
-        for m in self.modules:
-            m.eval()
-
-    def __exit__(self, *exc):
-        for m, mode in zip(self.modules, self.modes):
-            m.train(mode)
-        self.grad.__exit__(*exc)
-
-
-# ----------------------------------------------------------------------------- the objective
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, diag exp(logvar)) || N(0, I)) per row: ``1/2 sum_j (mu^2 + exp(logvar) - logvar - 1)``."""
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(-1)
@@ -275,22 +119,18 @@ class VAE(Objective):
     prior: ``standard`` (N(0, I)) or ``vamp`` (the VampPrior mixture; see the module docstring).
     prior_components: K, the pseudo-inputs of the VampPrior.
     nll_samples: k, the importance samples of ``test_nll``.
-    num_samples: size of each scored set of samples (null: as many as the test split has rows).
-    score_splits: the samples are scored as this many disjoint sets of ``num_samples``; ``classifier_score``
-        and ``frechet_distance`` are the means over the sets, ``*_std`` their standard deviations.
     sample_temperature: multiplies the standard deviation of the prior noise when sampling (Glow's and
         NVAE's temperature; for the VampPrior, of each component): below 1 trades diversity for fidelity.
         Training and the likelihoods are unaffected.
-    collapse_share: the samples count as mode-collapsed when one predicted class holds more than this share.
-    probe: fit the frozen-feature linear probe / k-NN on the posterior means at the end.
     """
+
+    reporters = ("sample_quality", "probe", "samples", "reconstructions", "latent")
 
     def __init__(self, ctx: ObjectiveContext, *, latent_dim: Count = 16, beta: NonNegative = 1.0,
                  likelihood: Literal["bernoulli", "gaussian"] = "bernoulli", gaussian_std: Optional[Positive] = None,
                  decoder: Literal["mlp", "deconv"] = "mlp", decoder_hidden: list[Count] = (256, 256),
                  prior: Literal["standard", "vamp"] = "standard", prior_components: Count = 50,
-                 nll_samples: Count = 100, num_samples: Optional[Count] = None, score_splits: Count = 10, sample_temperature: Positive = 1.0,
-                 collapse_share: PositiveProbability = 0.5, probe: bool = True):
+                 nll_samples: Count = 100, sample_temperature: Positive = 1.0):
         super().__init__()
         p = ctx.path
         if latent_dim < 1:
@@ -301,15 +141,13 @@ class VAE(Objective):
             raise ConfigError(f"{p}.nll_samples", f"must be at least 1, got {nll_samples}")
         if gaussian_std is not None and gaussian_std <= 0:
             raise ConfigError(f"{p}.gaussian_std", f"must be > 0, got {gaussian_std}")
-        check_sampling(p, sample_temperature, collapse_share, score_splits)
-        self.score_splits = score_splits
+        check_temperature(p, sample_temperature)
         rng = data_range(ctx.data)
         if likelihood == "bernoulli" and rng is not None and (rng[0] < 0 or rng[1] > 1):
             raise ConfigError(f"{p}.likelihood", f"'bernoulli' needs inputs in [0, 1], but x spans "
                                                  f"[{rng[0]:.3g}, {rng[1]:.3g}]; use likelihood: gaussian")
         self.latent_dim, self.beta, self.likelihood = latent_dim, beta, likelihood
-        self.nll_samples, self.num_samples, self.collapse_share = nll_samples, num_samples, collapse_share
-        self.probe, self.seed, self.range, self.sample_temperature = probe, ctx.seed, rng, sample_temperature
+        self.nll_samples, self.seed, self.range, self.sample_temperature = nll_samples, ctx.seed, rng, sample_temperature
         self.mu = nn.Linear(ctx.encoder.out_dim, latent_dim)
         self.logvar = nn.Linear(ctx.encoder.out_dim, latent_dim)
         self.decoder = make_decoder(decoder, latent_dim, ctx.info, decoder_hidden, False, p)
@@ -385,12 +223,12 @@ class VAE(Objective):
         return {"neg_elbo": recon + kl, "nll": nll, "recon": recon, "kl": kl}
 
     @torch.no_grad()
-    def evaluate(self, test, encoder, batch_size, device) -> dict:
+    def evaluate(self, data, encoder, batch_size, device) -> dict:
         gen = torch.Generator(device=device).manual_seed(self.seed)  # same noise each time; training RNG untouched
         sums, n = {}, 0
         # log-likelihoods in float32 even under bf16 autocast: logsumexp over k terms needs the precision
         with torch.autocast(torch.device(device).type, enabled=False):
-            for b in batched(test, batch_size, device, columns=("x",)):
+            for b in batched(data.test, batch_size, device, columns=("x",)):
                 for key, v in self.bounds(b["x"].float(), encoder, self.nll_samples, gen).items():
                     sums[key] = sums.get(key, 0.0) + float(v.double().sum())
                 n += len(b["x"])
@@ -403,61 +241,20 @@ class VAE(Objective):
         z = self.prior.sample(n, lambda u: self.posterior(u, encoder), device, gen, self.sample_temperature)
         return torch.cat([self.decode_mean(z[i:i + 512]) for i in range(0, n, 512)])
 
-    def finalize(self, run_dir, data, encoder, device) -> dict:
-        from ..evaluation import embedding_figure, extract_features, probe_metrics
-        from ..evaluation.sample_quality import SampleScorer, sample_quality_metrics
+    # -- what the reporters use
+    def draw_samples(self, n: int, encoder, device, seed: int) -> tuple:
+        return self.sample(n, device, seed, encoder), None
 
-        metrics = {}
-        with eval_mode(self, encoder):
-            n = self.num_samples or max(len(data.test), 100)
-            samples = self.sample(n * self.score_splits, device, self.seed + 1, encoder).float().cpu()
-            mean = lambda x: self.posterior(x.float(), encoder)[0]  # noqa: E731 - the posterior mean
-            test_mu = extract_features(mean, data.test, 256, device) if len(data.test) else None
-            train_mu = extract_features(mean, data.train, 256, device) if self.probe else None
-            # reconstructions E[x|mu(x)] of the whole test split: how sharp the decoder can be at best
-            recon = torch.cat([self.decode_mean(self.posterior(b["x"].float(), encoder)[0]).float().cpu()
-                               for b in batched(data.test, 256, device, columns=("x",))]) if len(data.test) else None
-        if data.info.num_classes and len(data.test):
-            scorer = SampleScorer(data, num_samples=n, splits=self.score_splits, seed=self.seed)
-            metrics.update(sample_quality_metrics(samples, data, collapse_share=self.collapse_share, scorer=scorer))
-            rec = scorer.score(recon)
-            metrics["reconstruction_classifier_score"] = rec["classifier_score"]
-            metrics["reconstruction_frechet_distance"] = rec["frechet_distance"]
-            if self.probe:
-                train_y = data.train.columns.get("y_true", data.train.columns["y"])
-                metrics.update(probe_metrics(train_mu, train_y, test_mu, data.test.columns["y"], seed=self.seed))
-        if run_dir is not None:
-            run_dir = Path(run_dir)
-            prior_name = "N(0, I)" if isinstance(self.prior, StandardPrior) else "VampPrior"
-            temp = "" if self.sample_temperature == 1 else f", temperature {self.sample_temperature:g}"
-            save_samples(samples, data, run_dir / "samples.png", f"VAE samples: E[x|z], z ~ {prior_name}{temp}")
-            if recon is not None and data.info.modality == "image" and len(recon) >= 50:
-                x = data.test.columns["x"][:50].float()
-                pairs = torch.stack([x.reshape(5, 10, *x.shape[1:]), recon[:50].reshape(5, 10, *x.shape[1:])], 1)
-                save_image_grid(pairs.reshape(100, *x.shape[1:]), run_dir / "reconstructions.png",
-                                "test images (odd rows) and their reconstructions E[x|mu(x)] (even rows)")
-            if test_mu is not None and len(test_mu) >= 5:
-                y = data.test.columns["y"]
-                if self.latent_dim == 2:
-                    _latent_scatter(test_mu, y, run_dir / "latent.png")
-                else:
-                    embedding_figure(test_mu, y, run_dir / "latent.png", seed=self.seed,
-                                     class_names=data.info.class_names or None,
-                                     title="t-SNE of the VAE posterior means (test split)")
-        return metrics
+    @property
+    def sample_title(self) -> str:
+        prior = "N(0, I)" if isinstance(self.prior, StandardPrior) else "VampPrior"
+        temp = "" if self.sample_temperature == 1 else f", temperature {self.sample_temperature:g}"
+        return f"VAE samples: E[x|z], z ~ {prior}{temp}"
 
+    def latent_features(self, x, encoder):
+        """The posterior mean ``mu(x)``."""
+        return self.posterior(x, encoder)[0]
 
-def _latent_scatter(mu: torch.Tensor, y: torch.Tensor, path: Path) -> None:
-    """A 2-D latent space drawn directly, coloured by class."""
-    from ..plots import pyplot
-
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 5))
-    sc = ax.scatter(mu[:, 0], mu[:, 1], c=y, s=8, cmap="tab10")
-    fig.colorbar(sc, ax=ax)
-    ax.set_xlabel("mu_1")
-    ax.set_ylabel("mu_2")
-    ax.set_title("VAE posterior means (test split)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    def reconstruct(self, x, encoder):
+        """``E[x | mu(x)]``: how sharp the decoder can be at best."""
+        return self.decode_mean(self.latent_features(x.float(), encoder))

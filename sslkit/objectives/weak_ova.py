@@ -27,7 +27,6 @@ therefore *label models* giving each row a target distribution ``t_i`` over clas
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, Optional
 
 import torch
@@ -197,7 +196,7 @@ class WeakOVA(Classifier):
     def after_step(self, step, encoder):
         self.step.fill_(step + 1)
 
-    def finalize(self, run_dir: Optional[Path], data, encoder, device) -> dict:
+    def final_metrics(self) -> dict:
         model = self.label_model
         if not hasattr(model, "confusion"):
             return {}

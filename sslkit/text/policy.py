@@ -9,6 +9,7 @@ aligned with ``seq[:, 1:]``.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -93,6 +94,38 @@ class FrozenLM(nn.Module):
 
     def logits(self, ids: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder.forward_tokens(ids), embedding_of(self.encoder))
+
+
+class FrozenReference:
+    """The frozen reference policy ``pi_ref`` of ``ppo`` and ``dpo``, held outside the module tree (not
+    trained, not checkpointed: it is rebuilt from its stage's run folder, or snapshotted again from the
+    same initial weights).
+
+    stage: the earlier stage whose language model is the reference; its head also becomes the policy's
+    starting ``head``. None: a snapshot of the initial ``encoder`` and ``head`` (a copy, because the policy
+    trains the originals). stages: run folders of the earlier stages (empty outside a staged run: the
+    reference is then unavailable until used, when :meth:`to` says so). path: the recipe key for errors.
+    """
+
+    def __init__(self, stage: Optional[str], stages: dict, path: str, tokenizer, encoder: nn.Module,
+                 head: TiedLMHead):
+        self.stage, self.path, self.lm = stage, path, None
+        if stage is None:
+            self.lm = FrozenLM(copy.deepcopy(encoder), copy.deepcopy(head))
+        elif stages:
+            self.lm = frozen_lm(stages, stage, path, tokenizer)
+            head.load_state_dict(self.lm.head.state_dict())  # the policy starts with the reference's head
+
+    @property
+    def available(self) -> bool:
+        return self.lm is not None
+
+    def to(self, device) -> FrozenLM:
+        """The reference model on ``device``."""
+        if self.lm is None:
+            raise ConfigError(self.path, f"the reference stage '{self.stage}' is not available (run this "
+                                         f"objective inside its staged recipe)")
+        return self.lm.to(device)
 
 
 def load_stage(stages: dict, name: str, path: str, tokenizer, what: str):

@@ -1,0 +1,73 @@
+"""A run stopped part-way and resumed from its checkpoint ends exactly where an uninterrupted run does
+(on CPU), for objectives with state beyond their weights: PPO's rollout buffer and minibatch queue (stopped
+mid-rollout), a GAN's two players with an EMA generator and a lazy penalty, and pseudo-labels from an
+EMA teacher. The supervised case with a real SIGTERM is in test_trainer.py."""
+from __future__ import annotations
+
+import sslkit
+from sslkit import checkpoint
+
+from conftest import RECIPES
+
+FAST = {"trainer.progress": False, "trainer.eval_every": 100000, "trainer.checkpoint_every": 100000,
+        "trainer.threads": 1, "reporters": []}
+
+PPO = {
+    "seed": 0,
+    "data": {"name": "rlhf_toy", "tokenizer": "byte", "max_length": 24, "prompts": 64, "test_prompts": 8,
+             "layout": "prompts"},
+    "encoder": {"name": "gpt", "dim": 16, "depth": 1, "heads": 2, "max_length": 24},
+    # the rule reward and a snapshot reference: one PPO stage with no earlier stage to load
+    "objectives": [{"name": "ppo", "reward_model": None, "reward_fn": "sslkit.data.rlhf_task:vowel_reward",
+                    "reference": None, "kl_coef": 0.5, "kl_target": 2.0, "kl_horizon": 16, "ppo_epochs": 2,
+                    "minibatch_size": 4, "response_tokens": 6, "eval_prompts": 8}],
+    "trainer": {"batch_size": 8, "log_every": 1, "optimizer": {"name": "adamw", "lr": 0.003}},
+}
+
+
+def stopped_and_resumed(recipe, total: int, stop: int, tmp_path, **overrides) -> tuple:
+    """Final metrics of an uninterrupted run of ``total`` steps and of one stopped after ``stop`` steps
+    (``max_steps``) and resumed from its checkpoint up to ``total``, and the checkpoint it resumed from.
+    The learning-rate schedule must not depend on the total steps (a constant one), since the stopped
+    run was configured with fewer."""
+    over = {**FAST, **overrides}
+    whole = sslkit.run(recipe, overrides={**over, "trainer.max_steps": total}, out=tmp_path / "whole").metrics
+    sslkit.run(recipe, overrides={**over, "trainer.max_steps": stop}, out=tmp_path / "part")
+    state = checkpoint.load(tmp_path / "part" / "checkpoints" / "last.pt")
+    assert state["step"] == stop
+    resumed = sslkit.run(resume=tmp_path / "part", overrides={"trainer.max_steps": total}).metrics
+    return whole, resumed, state
+
+
+def same(whole: dict, resumed: dict, keys) -> None:
+    for key in keys:
+        assert resumed[key] == whole[key], key
+
+
+def test_ppo_resumed_mid_rollout_matches(tmp_path):
+    """8 prompts, minibatches of 4, 2 epochs: 4 updates per rollout; stopped after 6 steps, i.e. with two
+    minibatches of the second rollout still queued (they are in the checkpoint)."""
+    whole, resumed, state = stopped_and_resumed(PPO, 12, 6, tmp_path)
+    ppo = state["model"]["objectives.0._extra_state"]
+    assert len(ppo["queue"]) == 2 and ppo["buffer"]["seq"].shape[0] == 8
+    same(whole, resumed, ["train_loss", "test_reward", "test_kl", "final_kl_coef"])
+    # 6 updates used 2 rollouts of 8 prompts: the stream was drawn twice, not 6 times (none dropped)
+    (stream,) = state["streams"].values()
+    assert (stream["epoch"], stream["pos"]) == (0, 16)
+
+
+def test_gan_with_ema_generator_and_lazy_penalty_resumed_matches(tmp_path):
+    whole, resumed, _ = stopped_and_resumed(RECIPES / "gan_digits.yaml", 6, 3, tmp_path,
+                                            **{"encoder.hidden": [32], "objectives[0].generator_hidden": [32],
+                                               "objectives[0].penalty_every": 2, "trainer.batch_size": 32,
+                                               "trainer.log_every": 1})
+    same(whole, resumed, ["train_loss", "test_d_real", "test_d_fake"])
+
+
+def test_pseudo_labels_from_an_ema_teacher_resumed_match(tmp_path):
+    whole, resumed, _ = stopped_and_resumed(RECIPES / "semi_digits.yaml", 8, 4, tmp_path,
+                                            **{"encoder.channels": [8, 16], "objectives[0].relation": "teacher",
+                                               "trainer.scheduler": {"name": "constant"},
+                                               "objectives[0].unlabeled_ratio": 2, "trainer.batch_size": 16,
+                                               "trainer.log_every": 1})
+    same(whole, resumed, ["train_loss", "test_accuracy", "mean_mask_rate"])
