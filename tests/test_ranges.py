@@ -47,7 +47,7 @@ def test_range_in_lists_and_optionals_names_the_item():
     ("trainer.epochs", 0, "trainer.epochs: must be >= 1, got 0"),
     ("trainer.epochs", -1, "trainer.epochs: must be >= 1, got -1"),
     ("trainer.max_steps", 0, "trainer.max_steps: must be >= 1, got 0"),
-    ("trainer.optimizer.lr", -1, "trainer.optimizer.lr: must be > 0, got -1"),
+    ("trainer.optimizer.lr", -1, "trainer.optimizer.lr: must be >= 0, got -1"),
     ("encoder.dropout", 2, "encoder.dropout: must be in [0, 1), got 2"),
     ("encoder.hidden", [-4], "encoder.hidden[0]: must be >= 1, got -4"),
     ("data.test_size", 1.0, "data.test_size: must be in (0, 1), got 1.0"),
@@ -75,7 +75,7 @@ def test_relation_and_encoder_ranges_from_their_signatures():
 
 @pytest.mark.parametrize("cmd,setting,message", [
     ("run", "trainer.batch_size=-5", "trainer.batch_size: must be >= 1, got -5"),
-    ("validate", "trainer.optimizer.lr=-1", "trainer.optimizer.lr: must be > 0, got -1"),
+    ("validate", "trainer.optimizer.lr=-1", "trainer.optimizer.lr: must be >= 0, got -1"),
     ("validate", "encoder.hidden=[-4]", "encoder.hidden[0]: must be >= 1, got -4"),
     ("validate", "encoder.dropout=2", "encoder.dropout: must be in [0, 1), got 2"),
     ("validate", "trainer.epochs=0", "trainer.epochs: must be >= 1, got 0"),

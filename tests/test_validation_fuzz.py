@@ -62,5 +62,5 @@ def test_random_top_level_mappings(raw):
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_numbers_are_refused(value):
-    with pytest.raises(ConfigError, match="trainer.optimizer.lr: must be > 0"):
+    with pytest.raises(ConfigError, match="trainer.optimizer.lr: must be >= 0"):
         config.resolve(config.apply_overrides(BASE, {"trainer.optimizer.lr": value}))

@@ -6,9 +6,10 @@ import torch
 from ..registry import REGISTRIES
 from ..schema import Range
 
-POSITIVE, NON_NEGATIVE = Range(0, None, min_open=True), Range(0)
+NON_NEGATIVE = Range(0)
 # torch checks these only when the optimizer is built (a traceback); declared here, a recipe is checked first
-RANGES = {"lr": POSITIVE, "weight_decay": NON_NEGATIVE, "momentum": NON_NEGATIVE, "dampening": NON_NEGATIVE,
+# lr 0 is legal in torch (it freezes the weights: a warm-start check)
+RANGES = {"lr": NON_NEGATIVE, "weight_decay": NON_NEGATIVE, "momentum": NON_NEGATIVE, "dampening": NON_NEGATIVE,
           "eps": NON_NEGATIVE, "alpha": NON_NEGATIVE, "lr_decay": NON_NEGATIVE}
 
 for _name, _cls in {
