@@ -18,6 +18,11 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6"], "bpe": ["tokenizers>=0.15"]},
+    extras_require={
+        # tokenizers and transformers in test: CI runs the BPE and Hugging Face tests
+        "test": ["pytest>=7", "hypothesis>=6", "tokenizers>=0.15", "transformers>=4.46", "safetensors>=0.4"],
+        "bpe": ["tokenizers>=0.15"],
+        "hf": ["transformers>=4.46", "tokenizers>=0.15", "safetensors>=0.4"],
+    },
     entry_points={"console_scripts": ["sslkit=sslkit.cli:main"]},
 )

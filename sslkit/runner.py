@@ -18,13 +18,13 @@ import torch
 from . import checkpoint, config, distributed
 from .config import DataCommon, EncoderCommon, ObjectiveCommon, RegularizerCommon
 from .data import DataBundle, prepare
-from .encoders.capabilities import check_requirements
+from .encoders.capabilities import BringsTokenizer, check_requirements
 from .errors import ConfigError, SSLKitError
 from .model import SSLModel
 from .objectives.base import ObjectiveContext
 from .plots import save_curves
 from .registry import registry
-from .schema import Part, build, split_common
+from .schema import Part, build, part_name, split_common
 from .trainer import Trainer, resolve_device
 
 
@@ -42,9 +42,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def encoder_tokenizer(cfg: dict) -> Optional[dict]:
+    """The ``data.tokenizer`` the recipe's encoder requires (e.g. a pretrained model's own), or None:
+    asked of the encoder class (capability ``BringsTokenizer``) before any text is tokenized."""
+    target = registry("encoders").get(cfg["encoder"]["name"], "encoder.name").target
+    if not (isinstance(target, type) and issubclass(target, BringsTokenizer)):
+        return None
+    return target.data_tokenizer(split_common(cfg["encoder"], Part("encoders", EncoderCommon))[1])
+
+
 def build_data(cfg: dict) -> DataBundle:
     common, own = split_common(cfg["data"], Part("datasets", DataCommon))
     entry = registry("datasets").get(cfg["data"]["name"], "data.name")
+    required = encoder_tokenizer(cfg)
+    if required is not None:
+        if "tokenizer" not in entry.params:
+            raise ConfigError("data.name", f"encoder '{cfg['encoder']['name']}' tokenizes text with its own tokenizer, "
+                                           f"but dataset '{entry.name}' has no text to tokenize")
+        given = own["tokenizer"]
+        if part_name(given) not in (part_name(entry.params["tokenizer"].default), required["name"]):
+            raise ConfigError("data.tokenizer", f"encoder '{cfg['encoder']['name']}' brings its own tokenizer "
+                                                f"({required['model']}); remove data.tokenizer")
+        own = {**own, "tokenizer": required}
     try:
         examples = entry.target(cfg["seed"], **own)
     except (ValueError, OSError) as exc:

@@ -31,3 +31,15 @@ def sslkit_cli(*args, cwd=None, timeout=600, env=None) -> subprocess.CompletedPr
 @pytest.fixture
 def smoke():
     return dict(SMOKE)
+
+
+@pytest.fixture(scope="session")
+def hf_models(tmp_path_factory):
+    """Tiny Hugging Face models (2-layer BERT, GPT-2, Llama) with tokenizers trained on Python's help text,
+    saved with save_pretrained once per session: ``{kind: folder}``."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("tokenizers")
+    from sslkit.encoders.hf_tiny import KINDS, save_tiny
+
+    base = tmp_path_factory.mktemp("hf_models")
+    return {kind: save_tiny(kind, base / kind) for kind in KINDS}

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
-from ..text.generate import generate
+from ..text.generate import generate, lm_stepper
 from ..encoders.capabilities import CAUSAL
-from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_loss
+from ..text.lm_head import IGNORE, embedding_of, lm_head, token_loss
 from .base import ObjectiveContext, Objective, Output, batched
 
 
@@ -41,7 +41,7 @@ class CausalLM(Objective):
             raise ConfigError("data.max_length", "next-token prediction needs sequences of at least 2 ids")
         self.pad_id = ctx.info.tokenizer.pad_id
         self.tokenizer = ctx.info.tokenizer
-        self.head = TiedLMHead(ctx.encoder.out_dim, ctx.info.tokenizer.vocab_size, transform=False)
+        self.head = lm_head(ctx.encoder, transform=False)
         self.sample_tokens, self.temperature, self.top_k, self.top_p = sample_tokens, temperature, top_k, top_p
         self.seed = ctx.seed
 
@@ -77,9 +77,10 @@ class CausalLM(Objective):
         prompt = data.test["x"][:2, :16].to(device)
         g = torch.Generator(device=device).manual_seed(self.seed)
         fn = lambda ids: self.token_logits(ids, encoder)  # noqa: E731
-        greedy = generate(fn, prompt, self.sample_tokens, encoder.max_length, greedy=True)
+        step = lm_stepper(encoder, self.head)
+        greedy = generate(fn, prompt, self.sample_tokens, encoder.max_length, greedy=True, step_fn=step)
         sampled = generate(fn, prompt, self.sample_tokens, encoder.max_length, self.temperature, self.top_k,
-                           self.top_p, generator=g)
+                           self.top_p, generator=g, step_fn=step)
         encoder.train(was)
         lines = []
         for i in range(len(prompt)):

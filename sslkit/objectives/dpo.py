@@ -15,7 +15,7 @@ from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
 from ..encoders.capabilities import CAUSAL
-from ..text.lm_head import TiedLMHead, embedding_of
+from ..text.lm_head import embedding_of, lm_head
 from ..text.policy import FrozenLM, frozen_lm, response_mask, token_logprobs
 from .base import ObjectiveContext, Objective, Output, batched
 from .reward import ranked_pairs
@@ -51,7 +51,7 @@ class DPO(Objective):
                                       "(e.g. data: {name: rlhf_toy, layout: rankings})")
         self.beta, self.path, self.reference_stage = beta, ctx.path, reference
         self.pad_id, self.tokenizer = ctx.info.tokenizer.pad_id, ctx.info.tokenizer
-        self.head = TiedLMHead(ctx.encoder.out_dim, ctx.info.tokenizer.vocab_size, transform=False)
+        self.head = lm_head(ctx.encoder, transform=False)
         self._frozen = {}  # outside the module tree: not trained, not checkpointed
         if reference is None:
             self._frozen["reference"] = FrozenLM(copy.deepcopy(ctx.encoder), copy.deepcopy(self.head))
@@ -73,7 +73,7 @@ class DPO(Objective):
         """``[B, K]`` summed log-probabilities of each ranked response given its prompt."""
         B, K, T = ranked.shape
         seq = ranked.reshape(B * K, T)
-        mask = response_mask(seq, prompt_len.repeat_interleave(K), self.pad_id)
+        mask = response_mask(seq, prompt_len.repeat_interleave(K), self.pad_id, self.tokenizer.sep_id)
         return (token_logprobs(logits_fn(seq[:, :-1]), seq) * mask).sum(1).view(B, K)
 
     def policy_logits(self, ids, encoder):

@@ -12,7 +12,7 @@ from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
 from ..encoders.capabilities import BIDIRECTIONAL
-from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_accuracy, token_loss
+from ..text.lm_head import IGNORE, embedding_of, lm_head, token_accuracy, token_loss
 from ..text.masking import mlm_mask, token_kinds
 from .base import ObjectiveContext, Objective, Output, batched
 
@@ -33,7 +33,7 @@ class MaskedObjective(Objective):
         super().__init__()
         self.tokenizer = ctx.info.tokenizer
         self.register_buffer("kinds", token_kinds(self.tokenizer), persistent=False)
-        self.head = TiedLMHead(ctx.encoder.out_dim, self.tokenizer.vocab_size)
+        self.head = lm_head(ctx.encoder)
 
     def streams(self):
         return {"all": StreamSpec("all")}

@@ -24,8 +24,9 @@ from ..data.stream import StreamSpec
 from ..errors import ConfigError, TrainingError
 from ..registry import register
 from ..encoders.capabilities import CAUSAL
-from ..text.lm_head import TiedLMHead, embedding_of
-from ..text.policy import FrozenLM, entropy, frozen_lm, load_stage, response_mask, sample_responses, \
+from ..text.lm_head import embedding_of, lm_head
+from ..text.generate import lm_stepper
+from ..text.policy import FrozenLM, entropy, frozen_lm, load_stage, response_mask, row_lengths, sample_responses, \
     split_texts, token_logprobs
 from ..text.rl import KLController, gae, kl_penalty_rewards, masked_mean, masked_whiten, ppo_policy_loss, \
     ppo_value_loss
@@ -50,7 +51,7 @@ def with_eos(seq: torch.Tensor, prompt_len: torch.Tensor, eos_id: int, pad_id: i
     """Rows of ``seq`` with ``<sep>`` appended to responses cut at the length limit (one extra column),
     so a reward model always sees the end-of-response layout it was trained on."""
     out = torch.cat([seq, torch.full_like(seq[:, :1], pad_id)], 1)
-    length = (out != pad_id).sum(1)
+    length = row_lengths(out, pad_id)
     ended = ((seq == eos_id) & (torch.arange(seq.shape[1], device=seq.device)[None] >= prompt_len[:, None])).any(1)
     rows = torch.arange(len(seq), device=seq.device)
     out[rows[~ended], length[~ended]] = eos_id
@@ -147,7 +148,7 @@ class PPO(Objective):
                                   f"prompts of up to {longest} ids + {response_tokens} response ids + <sep> exceed "
                                   f"the context of {enc.max_length} positions; shorten the prompts or "
                                   f"response_tokens, or raise encoder.max_length")
-        self.head = TiedLMHead(ctx.encoder.out_dim, tok.vocab_size, transform=False)
+        self.head = lm_head(ctx.encoder, transform=False)
         self.value_head = nn.Linear(ctx.encoder.out_dim, 1)
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
@@ -212,7 +213,8 @@ class PPO(Objective):
         was = encoder.training
         encoder.eval()
         seq = sample_responses(lambda ids: self.policy(ids, encoder)[0], prompt, prompt_len, self.response_tokens,
-                               encoder.max_length, self.eos_id, self.pad_id, self.temperature, generator=generator)
+                               encoder.max_length, self.eos_id, self.pad_id, self.temperature, generator=generator,
+                               step_fn=lm_stepper(encoder, self.head))
         encoder.train(was)
         return seq
 
@@ -221,7 +223,7 @@ class PPO(Objective):
         """Sample, score and evaluate one batch of responses: everything the PPO updates need."""
         ref = self.reference().to(prompt.device)
         seq = self.sample(prompt, prompt_len, encoder)
-        mask = response_mask(seq, prompt_len, self.pad_id)
+        mask = response_mask(seq, prompt_len, self.pad_id, self.eos_id)
         was = encoder.training
         encoder.eval()
         logits, values = self.policy(seq[:, :-1], encoder)
@@ -284,7 +286,7 @@ class PPO(Objective):
             rows = test.fetch(torch.arange(start, min(start + batch_size, n)))
             prompt, plen = rows["x"].to(device), rows["prompt_len"].to(device)
             seq = self.sample(prompt, plen, encoder, generator=g)
-            mask = response_mask(seq, plen, self.pad_id)
+            mask = response_mask(seq, plen, self.pad_id, self.eos_id)
             logp = token_logprobs(self.policy(seq[:, :-1], encoder)[0], seq)
             kl = ((logp - token_logprobs(ref.logits(seq[:, :-1]), seq)) * mask).sum(1)
             w = len(seq) / n
