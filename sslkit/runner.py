@@ -72,8 +72,13 @@ def build_data(cfg: dict) -> DataBundle:
 
 
 def load_encoder_weights(encoder, source: str) -> None:
-    """Copy the ``encoder.*`` weights of a run folder's (or a checkpoint file's) model into ``encoder``."""
+    """Copy the ``encoder.*`` weights of a run folder's (or a checkpoint file's) model into ``encoder``, or
+    the weights of a folder written by ``sslkit export``."""
+    from .export import is_export, load_export
+
     path = Path(source)
+    if is_export(path):
+        return load_export(encoder, path)
     if path.is_dir():
         path = path / "checkpoints" / "last.pt"
     state = checkpoint.load(path)["model"]
@@ -194,7 +199,8 @@ def _run_stages(raw, overrides, recipe, out, resume, only) -> RunResult:
         from .errors import did_you_mean
 
         raise ConfigError("--stage", f"no stage '{only}'{did_you_mean(only, names)} (stages: {', '.join(names)})")
-    device = resolve_device(stages[names[-1]][0]["trainer"]["device"])
+    trained = [n for n in names if "export" not in stages[n][0]]
+    device = resolve_device(stages[trained[-1]][0]["trainer"]["device"])
     distributed.init(device)
     try:
         main = distributed.is_main()
@@ -203,16 +209,20 @@ def _run_stages(raw, overrides, recipe, out, resume, only) -> RunResult:
         if main:
             top.mkdir(parents=True, exist_ok=True)
             # every stage fully resolved (overrides included), so --resume reruns exactly this pipeline
-            resolved = {n: {**cfg, "stages": None, **({"from": src} if src else {})} for n, (cfg, src) in stages.items()}
+            resolved = {n: cfg if "export" in cfg else {**cfg, "stages": None, **({"from": src} if src else {})}
+                        for n, (cfg, src) in stages.items()}
             (top / "config.yaml").write_text(config.dump({"stages": resolved}))
         metrics, dirs = {}, {name: top / name for name in names}
         for name in names:
             cfg, source = stages[name]
+            if only is not None and name != only:
+                continue
+            if "export" in cfg:
+                _export_stage(cfg, name, dirs, resume is not None, main)
+                continue
             if source:
                 cfg["encoder"]["init_from"] = str(dirs[source])
             done = (dirs[name] / "metrics.json").is_file()
-            if only is not None and name != only:
-                continue
             if done and resume is not None:
                 stage_metrics = json.loads((dirs[name] / "metrics.json").read_text())
             else:
@@ -226,6 +236,16 @@ def _run_stages(raw, overrides, recipe, out, resume, only) -> RunResult:
         return RunResult(metrics, top if main else None)
     finally:
         distributed.shutdown()
+
+
+def _export_stage(cfg: dict, name: str, dirs: dict, resuming: bool, main: bool) -> None:
+    """Run an export stage (see :func:`sslkit.stages.export_stage`); on ``--resume`` a finished one is kept."""
+    from .export import export, is_export
+
+    target = Path(cfg["to"]) if cfg["to"] else dirs[name]
+    if not main or (resuming and is_export(target)):
+        return
+    export(dirs[cfg["export"]], target, path=f"stages.{name}.to" if cfg["to"] else f"stages.{name}")
 
 
 def validate(recipe, overrides=()) -> dict:

@@ -13,6 +13,8 @@ from sslkit import config
 from sslkit.errors import ConfigError
 from sslkit.runner import build_data, build_model
 
+from conftest import sslkit_cli
+
 pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
 
@@ -251,3 +253,60 @@ def test_cached_and_uncached_generation_give_the_same_tokens(hf_models):
                              generator=torch.Generator().manual_seed(2), step_fn=step)
         assert torch.equal(a, b), name
         assert torch.equal(a[:, :2], rows[:, :2]) and a[1, 2:5].tolist() == rows[1, 2:5].tolist()
+
+
+# ---------------------------------------------------------------- export
+def test_export_stage_reloads_with_transformers_alone_and_starts_a_run(hf_models, tmp_path):
+    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+    data = {"name": "pydoc_blocks", "max_length": 32, "max_documents": 8}
+    r = {**recipe(hf_models["bert"], [{"name": "mlm"}], data),
+         "stages": {"mlm": {}, "export": {"export": "mlm"}}}
+    res = sslkit.run(r, out=tmp_path / "run")
+    folder = res.run_dir / "export"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "sslkit_encoder.json"} <= {f.name for f in folder.iterdir()}
+    cfg, data_, model = sslkit.runner.load_run(res.run_dir / "mlm")
+    enc = model.encoder.eval()
+    x = data_.test["x"][:4]
+    plain = AutoModel.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    assert tok("def f") == enc._export_tokenizer("def f")
+    with torch.no_grad():
+        ours = enc.forward_tokens(x)
+        theirs = plain(input_ids=x, attention_mask=(x != enc.pad_id).long()).last_hidden_state
+        mlm = AutoModelForMaskedLM.from_pretrained(folder).eval()(input_ids=x, attention_mask=(x != enc.pad_id).long())
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert torch.allclose(enc.lm_logits(ours), mlm.logits, atol=1e-4)  # the trained MLM head went out too
+    assert not torch.allclose(ours, AutoModel.from_pretrained(hf_models["bert"]).eval()(
+        input_ids=x, attention_mask=(x != enc.pad_id).long()).last_hidden_state, atol=1e-5)  # trained weights
+    # init_from an exported folder; exporting into an existing folder is refused
+    r2 = recipe(hf_models["bert"], [{"name": "mlm"}], data, init_from=str(folder))
+    _, _, again = built(r2)
+    with torch.no_grad():
+        assert torch.allclose(again.encoder.eval().forward_tokens(x), ours, atol=1e-5)
+    from sslkit.export import export
+
+    with pytest.raises(ConfigError, match=r"^--to: .*export already exists"):
+        export(res.run_dir, folder)
+    proc = sslkit_cli("export", res.run_dir, "--to", folder)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "already exists" in proc.stderr
+
+
+def test_export_of_our_own_encoder_is_safetensors_and_json(tmp_path):
+    from sslkit.export import export
+
+    r = {"data": {"name": "pydoc_blocks", "max_length": 16, "max_documents": 6},
+         "encoder": {"name": "gpt", "dim": 16, "depth": 1, "heads": 2},
+         "objectives": [{"name": "clm", "sample_tokens": 0}], "trainer": dict(TRAIN)}
+    res = sslkit.run(r, out=tmp_path / "run")
+    folder = export(res.run_dir, tmp_path / "out")
+    meta = json.loads((folder / "sslkit_encoder.json").read_text())
+    assert meta["format"] == "safetensors" and meta["encoder"]["name"] == "gpt" and meta["encoder"]["dim"] == 16
+    assert meta["tokenizer"]["name"] == "byte" and len(meta["tokenizer"]["vocab"]) == 261
+    from safetensors.torch import load_file
+
+    weights = load_file(str(folder / "encoder.safetensors"))
+    _, _, model = sslkit.runner.load_run(res.run_dir)
+    assert all(torch.equal(weights[k], v) for k, v in model.encoder.state_dict().items())
+    _, _, again = built({**r, "encoder": {**r["encoder"], "init_from": str(folder)}})
+    assert all(torch.equal(again.encoder.state_dict()[k], v) for k, v in weights.items())

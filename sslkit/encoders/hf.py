@@ -241,3 +241,12 @@ class HFEncoder(Encoder):
         tok = getattr(self, "_export_tokenizer", None)
         if tok is not None:
             tok.save_pretrained(directory)
+
+    def load_export(self, directory) -> None:
+        """Take the weights of a ``save_pretrained`` folder (``sslkit export`` of an ``hf`` encoder)."""
+        try:
+            other = type(self.model).from_pretrained(directory, local_files_only=True)
+            self.model.load_state_dict(other.state_dict())
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ConfigError("encoder.init_from", f"{directory} does not hold weights for this model: "
+                                                   f"{' '.join(str(exc).split())[:300]}") from None
