@@ -2,7 +2,7 @@
 
     python docs/tutorials/hf_probe.py runs/hf_docstrings/export models/tiny-bert
 
-For each model folder: ``AutoTokenizer`` + ``AutoModel`` (no sslkit), the ``[CLS]`` state of every
+For each model folder: ``AutoTokenizer`` + ``AutoModel`` (no sslkit), the mean state of every
 labeled docstring, then a logistic-regression probe (scikit-learn) trained on 20 docstrings per class
 and scored on a held-out quarter. sslkit is used only to list the docstrings and their labels.
 With ``SSLKIT_SMOKE=1`` only 300 docstrings are embedded.
@@ -40,7 +40,9 @@ def features(folder, texts):
     out = []
     for i in range(0, len(texts), 64):
         batch = tok(texts[i:i + 64], padding=True, truncation=True, max_length=96, return_tensors="pt")
-        out.append(model(**batch).last_hidden_state[:, 0])
+        h = model(**batch).last_hidden_state
+        real = batch["attention_mask"].unsqueeze(-1).float()
+        out.append((h * real).sum(1) / real.sum(1))  # mean over real tokens, as the recipe's pooling
     return torch.cat(out).numpy()
 
 
