@@ -23,6 +23,7 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6", "tokenizers>=0.15", "transformers>=4.46", "safetensors>=0.4"],
         "bpe": ["tokenizers>=0.15"],
         "hf": ["transformers>=4.46", "tokenizers>=0.15", "safetensors>=0.4"],
+        "trl": ["trl>=1.12,<1.13"],  # benchmarks/hf.py only: the PPOTrainer it is compared with
     },
     entry_points={"console_scripts": ["sslkit=sslkit.cli:main"]},
 )
