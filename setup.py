@@ -20,7 +20,14 @@ setup(
         "safetensors>=0.4",  # encoder exports
         "scipy>=1.10",  # SVHN's .mat files (scikit-learn needs it anyway)
     ],
-    extras_require={"test": ["pytest>=7", "hypothesis>=6", "timm>=1.0.16", "tokenizers>=0.15"],
-                    "bpe": ["tokenizers>=0.15"], "timm": ["timm>=1.0.16"]},
+    extras_require={
+        # tokenizers, transformers and timm in test: CI runs the BPE, Hugging Face and timm tests
+        "test": ["pytest>=7", "hypothesis>=6", "tokenizers>=0.15", "transformers>=4.46", "safetensors>=0.4",
+                 "timm>=1.0.16"],
+        "bpe": ["tokenizers>=0.15"],
+        "hf": ["transformers>=4.46", "tokenizers>=0.15", "safetensors>=0.4"],
+        "timm": ["timm>=1.0.16"],
+        "trl": ["trl>=1.12,<1.13"],  # benchmarks/hf.py only: the PPOTrainer it is compared with
+    },
     entry_points={"console_scripts": ["sslkit=sslkit.cli:main"]},
 )

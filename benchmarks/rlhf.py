@@ -30,6 +30,7 @@ from sslkit.config import load_yaml
 from sslkit.data.rlhf_task import follows_chain, vowel_reward
 from sslkit.runner import build_data
 from sslkit.objectives.ppo import LearnedReward
+from sslkit.text.generate import lm_stepper
 from sslkit.text.policy import frozen_lm, load_stage, response_mask, sample_responses, split_texts, token_logprobs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +54,8 @@ def judge(run: Path, stage: str, reference, rm, prompts, prompt_len, tokenizer, 
     lm = frozen_lm({stage: run / stage}, stage, stage, tokenizer)
     g = torch.Generator().manual_seed(seed)
     seq = sample_responses(lm.logits, prompts, prompt_len, tokens, lm.encoder.max_length, tokenizer.sep_id,
-                           tokenizer.pad_id, generator=g)
-    mask = response_mask(seq, prompt_len, tokenizer.pad_id)
+                           tokenizer.pad_id, generator=g, step_fn=lm_stepper(lm.encoder, lm.head))
+    mask = response_mask(seq, prompt_len, tokenizer.pad_id, tokenizer.sep_id)
     kl = ((token_logprobs(lm.logits(seq[:, :-1]), seq) - token_logprobs(reference.logits(seq[:, :-1]), seq))
           * mask).sum(1)
     p, r = split_texts(tokenizer, seq, prompt_len)

@@ -1,4 +1,4 @@
-"""The ``sslkit`` command: run, validate, list and describe."""
+"""The ``sslkit`` command: run, validate, export, list and describe."""
 from __future__ import annotations
 
 import inspect
@@ -48,6 +48,21 @@ def run(recipe, overrides, out, overwrite, resume, stage):
         shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
         click.echo(json.dumps(shown, indent=2))
         click.echo(f"run folder: {result.run_dir}")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--to", "to", required=True, type=click.Path(), help="New folder to write the encoder into.")
+def export(run_dir, to):
+    """Write the trained encoder of RUN_DIR for use without sslkit (save_pretrained for hf encoders,
+    else safetensors + sslkit_encoder.json)."""
+    from .export import export as export_run
+
+    try:
+        folder = export_run(run_dir, to)
+    except SSLKitError as exc:
+        _fail(exc)
+    click.echo(f"exported to {folder}")
 
 
 @main.command()

@@ -18,13 +18,13 @@ import torch
 from . import checkpoint, config, distributed, run_folder
 from .config import DataCommon, EncoderCommon, ObjectiveCommon, RegularizerCommon
 from .data import DataBundle, prepare
-from .encoders.capabilities import check_requirements
+from .encoders.capabilities import BringsTokenizer, check_requirements
 from .errors import ConfigError, Interrupted, SSLKitError
 from .model import SSLModel
 from .objectives.base import ObjectiveContext
 from .registry import registry
 from .reporters import build_reporters
-from .schema import Part, build, split_common
+from .schema import Part, build, part_name, split_common
 from .trainer import Trainer, resolve_device
 
 
@@ -62,9 +62,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def encoder_tokenizer(cfg: dict) -> Optional[dict]:
+    """The ``data.tokenizer`` the recipe's encoder requires (e.g. a pretrained model's own), or None:
+    asked of the encoder class (capability ``BringsTokenizer``) before any text is tokenized."""
+    target = registry("encoders").get(cfg["encoder"]["name"], "encoder.name").target
+    if not (isinstance(target, type) and issubclass(target, BringsTokenizer)):
+        return None
+    return target.data_tokenizer(split_common(cfg["encoder"], Part("encoders", EncoderCommon))[1])
+
+
 def build_data(cfg: dict) -> DataBundle:
     common, own = split_common(cfg["data"], Part("datasets", DataCommon))
     entry = registry("datasets").get(cfg["data"]["name"], "data.name")
+    required = encoder_tokenizer(cfg)
+    if required is not None:
+        if "tokenizer" not in entry.params:
+            raise ConfigError("data.name", f"encoder '{cfg['encoder']['name']}' tokenizes text with its own tokenizer, "
+                                           f"but dataset '{entry.name}' has no text to tokenize")
+        given = own["tokenizer"]
+        if part_name(given) not in (part_name(entry.params["tokenizer"].default), required["name"]):
+            raise ConfigError("data.tokenizer", f"encoder '{cfg['encoder']['name']}' brings its own tokenizer "
+                                                f"({required['model']}); remove data.tokenizer")
+        own = {**own, "tokenizer": required}
     try:
         examples = entry.target(cfg["seed"], **own)
     except (ValueError, OSError) as exc:
@@ -73,8 +92,13 @@ def build_data(cfg: dict) -> DataBundle:
 
 
 def load_encoder_weights(encoder, source: str) -> None:
-    """Copy the ``encoder.*`` weights of a run folder's (or a checkpoint file's) model into ``encoder``."""
+    """Copy the ``encoder.*`` weights of a run folder's (or a checkpoint file's) model into ``encoder``, or
+    the weights of a folder written by ``sslkit export``."""
+    from .export import is_export, load_export
+
     path = Path(source)
+    if is_export(path):
+        return load_export(encoder, path)
     if path.is_dir():
         path = path / "checkpoints" / "last.pt"
     state = checkpoint.load(path)["model"]
@@ -252,7 +276,8 @@ def _run_stages(raw, overrides, recipe, target, resuming, only, overwrite) -> Ru
         from .errors import did_you_mean
 
         raise ConfigError("--stage", f"no stage '{only}'{did_you_mean(only, names)} (stages: {', '.join(names)})")
-    device = resolve_device(stages[names[-1]][0]["trainer"]["device"])
+    trained = [n for n in names if "export" not in stages[n][0]]
+    device = resolve_device(stages[trained[-1]][0]["trainer"]["device"])
     distributed.init(device)
     try:
         main = distributed.is_main()
@@ -275,15 +300,19 @@ def _train_stages(stages, names, top, resuming, only, device) -> RunResult:
     if main:
         top.mkdir(parents=True, exist_ok=True)
         # every stage fully resolved (overrides included), so --resume reruns exactly this pipeline
-        resolved = {n: {**cfg, "stages": None, **({"from": src} if src else {})} for n, (cfg, src) in stages.items()}
+        resolved = {n: cfg if "export" in cfg else {**cfg, "stages": None, **({"from": src} if src else {})}
+                    for n, (cfg, src) in stages.items()}
         (top / "config.yaml").write_text(config.dump({"stages": resolved}))
     metrics, dirs, trained = {}, {name: top / name for name in names}, False
     for name in names:
         cfg, source = stages[name]
-        if source:
-            cfg["encoder"]["init_from"] = str(dirs[source])
         if only is not None and name != only:
             continue
+        if "export" in cfg:
+            _export_stage(cfg, name, dirs, resuming, main)
+            continue
+        if source:
+            cfg["encoder"]["init_from"] = str(dirs[source])
         try:
             stage_metrics = _train(cfg, dirs[name], resuming, device, {n: dirs[n] for n in names[:names.index(name)]})
         except Exception as exc:
@@ -298,6 +327,16 @@ def _train_stages(stages, names, top, resuming, only, device) -> RunResult:
         run_folder.write_metrics(top, metrics)
     note = trained and busy_machine_note(sum(v for k, v in metrics.items() if k.endswith("/train_time_s")))
     return RunResult(metrics, top if main else None, not trained, [note] if note else [])
+
+
+def _export_stage(cfg: dict, name: str, dirs: dict, resuming: bool, main: bool) -> None:
+    """Run an export stage (see :func:`sslkit.stages.export_stage`); on ``--resume`` a finished one is kept."""
+    from .export import export, is_export
+
+    target = Path(cfg["to"]) if cfg["to"] else dirs[name]
+    if not main or (resuming and is_export(target)):
+        return
+    export(dirs[cfg["export"]], target, path=f"stages.{name}.to" if cfg["to"] else f"stages.{name}")
 
 
 def validate(recipe, overrides=()) -> dict:

@@ -5,7 +5,8 @@ top-level key is a default that each stage inherits (mappings merge key by key, 
 scalars are replaced), and a ``--set`` on a top-level key applies to every stage, so
 ``--set trainer.max_steps=2`` shrinks the whole pipeline. ``from: NAME`` starts a stage's
 encoder from an earlier stage's weights; objectives can also load earlier stages by name
-(their run folders arrive in ``ObjectiveContext.stages``).
+(their run folders arrive in ``ObjectiveContext.stages``). A stage ``{export: NAME}`` (optionally
+``to: FOLDER``) exports stage NAME's encoder like ``sslkit export``, into ``<run>/<stage>`` by default.
 """
 from __future__ import annotations
 
@@ -33,6 +34,18 @@ def _split_overrides(overrides) -> tuple[list, list]:
     return staged, shared
 
 
+def export_stage(stage: dict, path: str, trained: list) -> dict:
+    """An export stage ``{export: STAGE, to: FOLDER}``: ``sslkit export`` of the earlier stage ``STAGE``
+    into ``FOLDER`` (default: the stage's own folder in the run, ``<run>/<name>``)."""
+    unknown = set(stage) - {"export", "to", "stages"}  # "stages": null in a resolved, re-read recipe
+    if unknown:
+        raise ConfigError(f"{path}.{sorted(unknown)[0]}", "an export stage takes only 'export' and 'to'")
+    if stage["export"] not in trained:
+        raise ConfigError(f"{path}.export", f"'{stage['export']}' is not an earlier trained stage "
+                                            f"(earlier: {', '.join(trained) or 'none'})")
+    return {"export": stage["export"], "to": stage.get("to")}
+
+
 def resolve_stages(raw: dict, overrides=()) -> dict:
     """``{stage name: (resolved recipe, name of the stage it starts from or None)}`` in order."""
     staged, shared = _split_overrides(overrides)
@@ -47,6 +60,10 @@ def resolve_stages(raw: dict, overrides=()) -> dict:
         if not isinstance(stage, dict):
             raise ConfigError(path, "expected a mapping (a recipe for this stage)")
         stage = dict(stage)
+        if "export" in stage:
+            out[name] = (export_stage(stage, path, [n for n in seen if "export" not in out[n][0]]), None)
+            seen.append(name)
+            continue
         source = stage.pop("from", None)
         if source is not None and source not in seen:
             raise ConfigError(f"{path}.from", f"'{source}' is not an earlier stage (earlier: {', '.join(seen) or 'none'})")

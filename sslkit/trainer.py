@@ -27,6 +27,7 @@ from .data.stream import Stream, StreamSpec
 from .errors import ConfigError, Interrupted, TrainingError, did_you_mean
 from .model import MAIN_PLAYER, SSLModel
 from .objectives.base import Objective
+from .optim.groups import parameter_groups
 from .reporters import RunContext, build_reporters
 from .schema import build
 
@@ -135,7 +136,8 @@ class Trainer:
                         opt_cfg = {}  # another optimizer: trainer.optimizer's keys may not apply to it
                     opt_cfg.update(override)
                     path = f"objectives[{i}].optimizers.{player}"
-            self.optimizers[player] = build("optimizers", opt_cfg, params, path=path)
+            groups = parameter_groups(self.model.encoder, params, {"name": "adamw", **opt_cfg})
+            self.optimizers[player] = build("optimizers", opt_cfg, groups, path=path)
             self.schedulers[player] = build("schedulers", self.tcfg["scheduler"], self.optimizers[player],
                                             self.total_steps, path="trainer.scheduler")
 

@@ -98,3 +98,15 @@ def recomputed_accuracy(run_dir) -> float:
         pred = torch.cat([obj.logits(x[i:i + 256], model.encoder).argmax(1) for i in range(0, len(x), 256)])
     keep = y >= 0
     return float((pred[keep] == y[keep]).double().mean())
+
+
+@pytest.fixture(scope="session")
+def hf_models(tmp_path_factory):
+    """Tiny Hugging Face models (2-layer BERT, GPT-2, Llama) with tokenizers trained on Python's help text,
+    saved with save_pretrained once per session: ``{kind: folder}``."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("tokenizers")
+    from sslkit.encoders.hf_tiny import KINDS, save_tiny
+
+    base = tmp_path_factory.mktemp("hf_models")
+    return {kind: save_tiny(kind, base / kind) for kind in KINDS}

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import sslkit
-from sslkit.encoders.capabilities import (BIDIRECTIONAL, CAUSAL, ENCODER_DECODER, IMAGE, TOKEN, TokenEncoder,
+from sslkit.encoders.capabilities import (BIDIRECTIONAL, CAUSAL, ENCODER_DECODER, IMAGE, KV_CACHE, LM_HEAD, TOKEN,
+                                          TokenEncoder,
                                           capabilities_of, encoders_with)
 from sslkit.errors import ConfigError
 from sslkit.registry import registry
@@ -14,8 +15,9 @@ from conftest import RECIPES, sslkit_cli
 
 
 def test_registered_encoders_declare_what_they_can_do():
-    assert encoders_with(TOKEN) == ["gpt", "lstm", "seq2seq", "transformer"]
-    assert encoders_with(CAUSAL) == ["gpt", "lstm"]  # lstm: when bidirectional is false
+    assert encoders_with(TOKEN) == ["gpt", "hf", "lstm", "seq2seq", "transformer"]
+    assert encoders_with(CAUSAL) == ["gpt", "hf", "lstm"]  # lstm: when bidirectional is false; hf: causal models
+    assert encoders_with(KV_CACHE) == ["gpt", "hf"] and encoders_with(LM_HEAD) == ["hf"]
     assert "transformer" in encoders_with(BIDIRECTIONAL) and "gpt" not in encoders_with(BIDIRECTIONAL)
     assert encoders_with(ENCODER_DECODER) == ["seq2seq"]
     assert set(encoders_with(IMAGE)) >= {"cnn", "resnet18"} and "mlp" not in encoders_with(IMAGE)
@@ -39,9 +41,9 @@ def test_an_objective_on_an_encoder_without_its_capability_is_one_line():
     with pytest.raises(ConfigError) as err:
         sslkit.validate(RECIPES / "lm_mlm.yaml", ["encoder={name: gpt}"])
     assert str(err.value) == ("objectives[0]: 'mlm' needs a bidirectional token encoder; encoder 'gpt' is not one "
-                              "(bidirectional token encoders: lstm, seq2seq, transformer)")
+                              "(bidirectional token encoders: hf, lstm, seq2seq, transformer)")
     with pytest.raises(ConfigError, match=r"objectives\[0\]: 'clm' needs a causal token encoder; encoder "
-                                          r"'transformer' is not one \(causal token encoders: gpt, lstm\)"):
+                                          r"'transformer' is not one \(causal token encoders: gpt, hf, lstm\)"):
         sslkit.validate(RECIPES / "lm_clm.yaml", ["encoder={name: transformer}"])
     with pytest.raises(ConfigError, match=r"'dae' needs an encoder-decoder; encoder 'transformer'"):
         sslkit.validate(RECIPES / "lm_dae.yaml", ["encoder={name: transformer}"])

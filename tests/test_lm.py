@@ -444,3 +444,21 @@ def test_finetune_recipe_starts_from_its_pretrain_stage(tmp_path):
     _, _, model = load_run(ft.run_dir / "finetune")
     assert torch.equal(model.encoder.tok.weight, pre["encoder.tok.weight"])  # lr 0: still the pretrained weights
     assert "finetune/test_accuracy" in ft.metrics
+
+
+def test_gpt_key_value_cache_matches_a_full_pass():
+    """States from the cache, fed in chunks of 3, 1 and 4 ids, equal one pass over all 8 ids."""
+    from sslkit.data import DataInfo
+    from sslkit.encoders.gpt import GPTEncoder
+    from sslkit.text.tokenizers import ByteTokenizer
+
+    torch.manual_seed(0)
+    enc = GPTEncoder(DataInfo("text", (16,), tokenizer=ByteTokenizer()), dim=16, depth=2, heads=2).eval()
+    ids = torch.randint(5, 200, (2, 8))
+    parts, cache = [], None
+    for lo, hi in ((0, 3), (3, 4), (4, 8)):
+        h, cache = enc.forward_tokens_cached(ids[:, lo:hi], cache)
+        parts.append(h)
+    assert torch.allclose(torch.cat(parts, 1), enc.forward_tokens(ids), atol=1e-5)
+    with pytest.raises(ValueError, match="exceeds the encoder's 16 positions"):
+        enc.forward_tokens_cached(torch.cat([ids, ids[:, :1]], 1), cache)  # 8 + 9 > 16

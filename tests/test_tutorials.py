@@ -5,6 +5,10 @@ In each fenced ``bash`` block, a line starting with ``sslkit run`` is run with
 folder (a recipe reading an image dataset from ``data.root`` gets tiny generated files there); a line starting with ``python`` runs with ``SSLKIT_SMOKE=1`` in the environment, which
 tutorial scripts honour by shrinking their runs; ``sslkit`` lines of other sub-commands run
 as they are.
+
+A tutorial marked ``<!-- tutorial: one folder -->`` is a pipeline whose commands use each other's
+outputs (a model folder, a run, an export): its commands run in order, in one temporary working
+folder, with the repository's files (recipes, scripts) given by absolute path.
 """
 from __future__ import annotations
 
@@ -30,7 +34,9 @@ def commands(path):
                 yield line
 
 
-CASES = [(p, c) for p in TUTORIALS for c in commands(p)]
+ONE_FOLDER = "<!-- tutorial: one folder -->"
+PIPELINES = [p for p in TUTORIALS if ONE_FOLDER in p.read_text()]
+CASES = [(p, c) for p in TUTORIALS if p not in PIPELINES for c in commands(p)]
 
 
 def test_tutorials_have_commands():
@@ -58,3 +64,17 @@ def test_tutorial_command(path, command, tmp_path):
         argv = [sys.executable, *argv[1:]]
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=[p.stem for p in PIPELINES])
+def test_tutorial_pipeline(path, tmp_path):
+    env = {**os.environ, "SSLKIT_SMOKE": "1", "SSLKIT_OUT": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    for command in commands(path):
+        argv = [str(ROOT / a) if (ROOT / a).exists() and "/" in a else a for a in shlex.split(command)]
+        if argv[0] == "sslkit":
+            argv = [sys.executable, "-m", "sslkit", *argv[1:], *(smoke_args() if argv[1] == "run" else [])]
+        else:
+            argv = [sys.executable, *argv[1:]]
+        proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"

@@ -8,7 +8,7 @@ mismatched pair stops with one line naming the recipe key instead of an ``Attrib
 a training step::
 
     objectives[0]: 'mlm' needs a bidirectional token encoder; encoder 'mlp' is not one
-    (bidirectional token encoders: lstm, seq2seq, transformer)
+    (bidirectional token encoders: hf, lstm, seq2seq, transformer)
 """
 from __future__ import annotations
 
@@ -89,6 +89,46 @@ class Exportable(Protocol):
         """Write the encoder's weights and config into the (new, empty) folder ``directory``."""
 
 
+@runtime_checkable
+class LanguageModel(TokenEncoder, Protocol):
+    """A token encoder with its own language-model head (a Hugging Face ``...ForMaskedLM`` or
+    ``...ForCausalLM``); LM objectives use it instead of adding a head tied to the embedding
+    (:func:`sslkit.text.lm_head.lm_head` makes that choice). ``has_lm_head`` may be False on an instance
+    loaded without one."""
+
+    def lm_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Token logits ``[..., V]`` of states ``h`` ``[..., out_dim]`` from :meth:`forward_tokens`."""
+
+
+@runtime_checkable
+class IncrementalDecoder(TokenEncoder, Protocol):
+    """A causal token encoder that decodes step by step with a key/value cache (used by every sampling
+    path through :func:`sslkit.text.generate.lm_stepper`)."""
+
+    def forward_tokens_cached(self, ids: torch.Tensor, cache: Any) -> tuple:
+        """``(states [B, t, out_dim], cache)`` of the ``t`` ids that follow those already in ``cache``
+        (``None``: none yet); the returned cache holds all of them."""
+
+
+@runtime_checkable
+class BringsTokenizer(Protocol):
+    """An encoder whose data must be tokenized with a tokenizer it names (a pretrained model's own).
+    ``sslkit.runner.build_data`` asks the encoder class before the dataset tokenizes its text."""
+
+    @classmethod
+    def data_tokenizer(cls, params: dict) -> Optional[dict]:
+        """The ``data.tokenizer`` spec the data must use, given the encoder's recipe keys (None: any)."""
+
+
+@runtime_checkable
+class ParameterGroups(Protocol):
+    """An encoder whose parameters train at different learning rates (layer-wise decay); the trainer's
+    optimizer applies the scales to its ``lr``."""
+
+    def parameter_groups(self) -> list:
+        """``[(parameters, lr_scale), ...]``; parameters not listed train at scale 1."""
+
+
 @dataclass(frozen=True)
 class Capability:
     """A named requirement on the encoder: a protocol and, optionally, a condition on the built encoder.
@@ -140,7 +180,10 @@ DIRECTIONAL = Capability("bidirectional encoder with separate directions", Direc
                          lambda e: not e.causal)
 TWO_STREAM = Capability("bidirectional two-stream encoder", TwoStreamEncoder, lambda e: not e.causal)
 IMAGE = Capability("image encoder", ImageEncoder)
-CAPABILITIES = (TOKEN, CAUSAL, BIDIRECTIONAL, ENCODER_DECODER, DIRECTIONAL, TWO_STREAM, IMAGE)
+LM_HEAD = Capability("token encoder with its own language-model head", LanguageModel,
+                     lambda e: getattr(e, "has_lm_head", True))
+KV_CACHE = Capability("causal token encoder with a key/value cache", IncrementalDecoder, lambda e: e.causal)
+CAPABILITIES = (TOKEN, CAUSAL, BIDIRECTIONAL, ENCODER_DECODER, DIRECTIONAL, TWO_STREAM, IMAGE, LM_HEAD, KV_CACHE)
 
 
 def encoders_with(capability: Capability) -> list:

@@ -29,9 +29,19 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x, mask: Optional[torch.Tensor] = None, causal: bool = False):
+    def forward(self, x, mask: Optional[torch.Tensor] = None, causal: bool = False, cache: Optional[list] = None):
+        """``cache``: this layer's ``[keys, values]`` of earlier positions (``[]`` at the start), extended
+        in place; the new queries attend to them all (causal decoding step by step)."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        if cache is not None:
+            if cache:
+                k, v = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+            cache[:] = [k, v]
+            past = k.shape[2] - T
+            if past:  # query i sits at position past + i: it sees keys 0 .. past + i
+                mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(past) if T > 1 else None
+                causal = False
         return self._attend(q, k, v, mask, causal)
 
     def cross(self, xq: torch.Tensor, xkv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -61,8 +71,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(), nn.Linear(mlp_ratio * dim, dim),
                                  nn.Dropout(dropout))
 
-    def forward(self, x, mask=None, causal: bool = False):
-        x = x + self.attn(self.ln1(x), mask, causal)
+    def forward(self, x, mask=None, causal: bool = False, cache: Optional[list] = None):
+        x = x + self.attn(self.ln1(x), mask, causal, cache)
         return x + self.mlp(self.ln2(x))
 
     def two_stream(self, h: torch.Tensor, g: torch.Tensor, content_mask: torch.Tensor,

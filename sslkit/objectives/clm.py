@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from ..data.stream import StreamSpec
-from ..encoders.capabilities import CAUSAL
 from ..errors import ConfigError
 from ..registry import register
+from ..encoders.capabilities import CAUSAL
 from ..schema import Count, NonNegativeInt, Positive, PositiveProbability
-from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_loss
+from ..text.lm_head import IGNORE, embedding_of, lm_head, token_loss
 from .base import ObjectiveContext, Objective, Output, batched
 
 
@@ -41,7 +41,7 @@ class CausalLM(Objective):
             raise ConfigError("data.max_length", "next-token prediction needs sequences of at least 2 ids")
         self.pad_id = ctx.info.tokenizer.pad_id
         self.tokenizer = ctx.info.tokenizer
-        self.head = TiedLMHead(ctx.encoder.out_dim, ctx.info.tokenizer.vocab_size, transform=False)
+        self.head = lm_head(ctx.encoder, transform=False)
         self.sample_tokens, self.temperature, self.top_k, self.top_p = sample_tokens, temperature, top_k, top_p
         self.seed = ctx.seed
 

@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.stream import StreamSpec
+from ..encoders.capabilities import CAUSAL
 from ..errors import ConfigError
 from ..registry import register
-from ..encoders.capabilities import CAUSAL
 from ..schema import Positive
-from ..text.lm_head import TiedLMHead, embedding_of
+from ..text.lm_head import embedding_of, lm_head
 from ..text.policy import FrozenReference, response_mask, token_logprobs
 from .base import ObjectiveContext, Objective, Output, batched
 from .reward import ranked_pairs
@@ -51,7 +51,7 @@ class DPO(Objective):
                                       "(e.g. data: {name: rlhf_toy, layout: rankings})")
         self.beta, self.path, self.reference_stage = beta, ctx.path, reference
         self.pad_id, self.tokenizer = ctx.info.tokenizer.pad_id, ctx.info.tokenizer
-        self.head = TiedLMHead(ctx.encoder.out_dim, ctx.info.tokenizer.vocab_size, transform=False)
+        self.head = lm_head(ctx.encoder, transform=False)
         self.ref = FrozenReference(reference, ctx.stages, f"{ctx.path}.reference", self.tokenizer, ctx.encoder,
                                    self.head)
 
@@ -62,7 +62,7 @@ class DPO(Objective):
         """``[B, K]`` summed log-probabilities of each ranked response given its prompt."""
         B, K, T = ranked.shape
         seq = ranked.reshape(B * K, T)
-        mask = response_mask(seq, prompt_len.repeat_interleave(K), self.pad_id)
+        mask = response_mask(seq, prompt_len.repeat_interleave(K), self.pad_id, self.tokenizer.sep_id)
         return (token_logprobs(logits_fn(seq[:, :-1]), seq) * mask).sum(1).view(B, K)
 
     def policy_logits(self, ids, encoder):

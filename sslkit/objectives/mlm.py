@@ -10,7 +10,7 @@ from ..encoders.capabilities import BIDIRECTIONAL
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import OpenProbability, Probability
-from ..text.lm_head import IGNORE, TiedLMHead, embedding_of
+from ..text.lm_head import IGNORE, embedding_of, lm_head
 from ..text.masking import mlm_mask, token_kinds
 from .base import ObjectiveContext
 from .token_prediction import TokenPrediction
@@ -34,7 +34,7 @@ class MaskedObjective(TokenPrediction):
         super().__init__()
         self.tokenizer = ctx.info.tokenizer
         self.register_buffer("kinds", token_kinds(self.tokenizer), persistent=False)
-        self.head = TiedLMHead(ctx.encoder.out_dim, self.tokenizer.vocab_size)
+        self.head = lm_head(ctx.encoder)
 
     def corrupt(self, x: torch.Tensor, generator=None) -> tuple:  # pragma: no cover - interface
         raise NotImplementedError

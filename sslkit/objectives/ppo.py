@@ -20,13 +20,14 @@ import torch
 from torch import nn
 
 from ..data.stream import StreamSpec
+from ..encoders.capabilities import CAUSAL
 from ..errors import ConfigError, TrainingError
 from ..registry import register
-from ..encoders.capabilities import CAUSAL
 from ..schema import Count, NonNegative, Positive, Probability
-from ..text.lm_head import TiedLMHead, embedding_of
-from ..text.policy import FrozenReference, entropy, load_stage, response_mask, sample_responses, split_texts, \
-    token_logprobs
+from ..text.generate import lm_stepper
+from ..text.lm_head import embedding_of, lm_head
+from ..text.policy import FrozenReference, entropy, load_stage, response_mask, row_lengths, \
+    sample_responses, split_texts, token_logprobs
 from ..text.rl import KLController, gae, kl_penalty_rewards, masked_mean, masked_whiten, ppo_policy_loss, \
     ppo_value_loss
 from .base import ObjectiveContext, Output
@@ -51,7 +52,7 @@ def with_eos(seq: torch.Tensor, prompt_len: torch.Tensor, eos_id: int, pad_id: i
     """Rows of ``seq`` with ``<sep>`` appended to responses cut at the length limit (one extra column),
     so a reward model always sees the end-of-response layout it was trained on."""
     out = torch.cat([seq, torch.full_like(seq[:, :1], pad_id)], 1)
-    length = (out != pad_id).sum(1)
+    length = row_lengths(out, pad_id)
     ended = ((seq == eos_id) & (torch.arange(seq.shape[1], device=seq.device)[None] >= prompt_len[:, None])).any(1)
     rows = torch.arange(len(seq), device=seq.device)
     out[rows[~ended], length[~ended]] = eos_id
@@ -149,7 +150,7 @@ class PPO(RolloutObjective):
                                   f"prompts of up to {longest} ids + {response_tokens} response ids + <sep> exceed "
                                   f"the context of {enc.max_length} positions; shorten the prompts or "
                                   f"response_tokens, or raise encoder.max_length")
-        self.head = TiedLMHead(ctx.encoder.out_dim, tok.vocab_size, transform=False)
+        self.head = lm_head(ctx.encoder, transform=False)
         self.value_head = nn.Linear(ctx.encoder.out_dim, 1)
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
@@ -202,7 +203,8 @@ class PPO(RolloutObjective):
         was = encoder.training
         encoder.eval()
         seq = sample_responses(lambda ids: self.policy(ids, encoder)[0], prompt, prompt_len, self.response_tokens,
-                               encoder.max_length, self.eos_id, self.pad_id, self.temperature, generator=generator)
+                               encoder.max_length, self.eos_id, self.pad_id, self.temperature, generator=generator,
+                               step_fn=lm_stepper(encoder, self.head))
         encoder.train(was)
         return seq
 
@@ -211,7 +213,7 @@ class PPO(RolloutObjective):
         """Sample, score and evaluate one batch of responses: everything the PPO updates need."""
         ref = self.ref.to(prompt.device)
         seq = self.sample(prompt, prompt_len, encoder)
-        mask = response_mask(seq, prompt_len, self.pad_id)
+        mask = response_mask(seq, prompt_len, self.pad_id, self.eos_id)
         was = encoder.training
         encoder.eval()
         logits, values = self.policy(seq[:, :-1], encoder)
@@ -270,7 +272,7 @@ class PPO(RolloutObjective):
             rows = data.test.fetch(torch.arange(start, min(start + batch_size, n)))
             prompt, plen = rows["x"].to(device), rows["prompt_len"].to(device)
             seq = self.sample(prompt, plen, encoder, generator=g)
-            mask = response_mask(seq, plen, self.pad_id)
+            mask = response_mask(seq, plen, self.pad_id, self.eos_id)
             logp = token_logprobs(self.policy(seq[:, :-1], encoder)[0], seq)
             kl = ((logp - token_logprobs(ref.logits(seq[:, :-1]), seq)) * mask).sum(1)
             w = len(seq) / n

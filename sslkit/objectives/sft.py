@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from ..data.stream import StreamSpec
+from ..encoders.capabilities import CAUSAL
 from ..errors import ConfigError
 from ..registry import register
-from ..encoders.capabilities import CAUSAL
-from ..text.lm_head import IGNORE, TiedLMHead, embedding_of, token_loss
+from ..text.lm_head import IGNORE, embedding_of, lm_head, token_loss
 from ..text.policy import response_mask
 from .base import ObjectiveContext, Objective, Output, batched
 
@@ -32,18 +32,17 @@ class SFT(Objective):
         if ctx.data is not None and "prompt_len" not in ctx.data.train:
             raise ConfigError("data", "'sft' needs prompt -> response rows with a prompt_len column "
                                       "(e.g. data: {name: rlhf_toy, layout: sft})")
-        self.pad_id = ctx.info.tokenizer.pad_id
+        self.pad_id, self.eos_id = ctx.info.tokenizer.pad_id, ctx.info.tokenizer.sep_id
         self.prompt_loss = prompt_loss
-        self.head = TiedLMHead(ctx.encoder.out_dim, ctx.info.tokenizer.vocab_size, transform=False)
+        self.head = lm_head(ctx.encoder, transform=False)
 
     def streams(self):
         return {"all": StreamSpec("all")}
 
     def targets(self, x: torch.Tensor, prompt_len: torch.Tensor) -> torch.Tensor:
         """Next-token targets ``x[:, 1:]`` with padding (and, by default, prompt tokens) set to IGNORE."""
-        keep = x[:, 1:] != self.pad_id
-        if not self.prompt_loss:
-            keep &= response_mask(x, prompt_len, self.pad_id)
+        start = torch.ones_like(prompt_len) if self.prompt_loss else prompt_len
+        keep = response_mask(x, start, self.pad_id, self.eos_id)
         return x[:, 1:].masked_fill(~keep, IGNORE)
 
     def logits(self, ids, encoder):
@@ -58,7 +57,7 @@ class SFT(Objective):
     def evaluate(self, data, encoder, batch_size, device):
         nll, n = 0.0, 0
         for b in batched(data.test, batch_size, device, columns=("x", "prompt_len")):
-            target = b["x"][:, 1:].masked_fill(~response_mask(b["x"], b["prompt_len"], self.pad_id), IGNORE)
+            target = b["x"][:, 1:].masked_fill(~response_mask(b["x"], b["prompt_len"], self.pad_id, self.eos_id), IGNORE)
             logits = self.logits(b["x"][:, :-1], encoder).float()
             keep = target != IGNORE
             nll += F.cross_entropy(logits[keep], target[keep], reduction="sum").item()

@@ -5,7 +5,7 @@ import torch
 
 from ..objectives.clm import CausalLM
 from ..registry import register
-from ..text.generate import generate
+from ..text.generate import generate, lm_stepper
 from .base import Reporter, RunContext
 
 
@@ -25,9 +25,10 @@ class TextSamples(Reporter):
         prompt = run.data.test["x"][:2, :16].to(run.device)
         g = torch.Generator(device=run.device).manual_seed(run.seed)
         fn = lambda ids: obj.token_logits(ids, encoder)  # noqa: E731
-        greedy = generate(fn, prompt, obj.sample_tokens, encoder.max_length, greedy=True)
+        step = lm_stepper(encoder, obj.head)  # key/value-cached decoding where the encoder has it
+        greedy = generate(fn, prompt, obj.sample_tokens, encoder.max_length, greedy=True, step_fn=step)
         sampled = generate(fn, prompt, obj.sample_tokens, encoder.max_length, obj.temperature, obj.top_k,
-                           obj.top_p, generator=g)
+                           obj.top_p, generator=g, step_fn=step)
         lines = []
         for i in range(len(prompt)):
             lines += [f"prompt : {tok.decode(prompt[i].tolist())!r}",

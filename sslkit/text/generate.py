@@ -24,21 +24,66 @@ def filter_logits(logits: torch.Tensor, top_k: Optional[int] = None, top_p: Opti
     return logits
 
 
+def lm_stepper(encoder, head) -> Optional[Callable]:
+    """``step(ids, cache) -> (logits [B, 1, V], cache)``: the next-token logits after ``ids``, the ids that
+    follow those in ``cache``, from ``encoder`` + ``head`` decoding with the encoder's key/value cache
+    (capability ``KV_CACHE``); None when the encoder has no cache (callers then recompute the prefix)."""
+    from ..encoders.capabilities import KV_CACHE
+    from .lm_head import embedding_of
+
+    if not KV_CACHE.met_by(encoder):
+        return None
+
+    def step(ids, cache):
+        h, cache = encoder.forward_tokens_cached(ids, cache)
+        return head(h[:, -1:], embedding_of(encoder)), cache  # only the last position is sampled from
+
+    return step
+
+
+class NextTokenLogits:
+    """The logits of the token at column ``end`` of a growing ``[B, T]`` sequence, given ``seq[:, :end]``.
+
+    With ``step_fn`` (see :func:`lm_stepper`) only the columns added since the last call go through the
+    model, the rest come from its key/value cache; without it, or once the sequence is longer than
+    ``max_length`` (the context then slides, which a cache cannot), the model reads the whole window.
+    Columns already read must not change afterwards.
+    """
+
+    def __init__(self, logits_fn: Callable, step_fn: Optional[Callable], max_length: int):
+        self.logits_fn, self.step_fn, self.max_length = logits_fn, step_fn, max_length
+        self.cache, self.read = None, 0
+
+    def __call__(self, seq: torch.Tensor, end: int) -> torch.Tensor:
+        if self.step_fn is None or end > self.max_length:
+            return self.logits_fn(seq[:, max(0, end - self.max_length):end])[:, -1].float()
+        logits, self.cache = self.step_fn(seq[:, self.read:end], self.cache)
+        self.read = end
+        return logits[:, -1].float()
+
+
+def next_tokens(logits: torch.Tensor, temperature: float, top_k: Optional[int], top_p: Optional[float],
+                greedy: bool, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """``[B]`` ids drawn from ``[B, V]`` logits: the arg-max (``greedy``), else a sample after temperature
+    and top-k/top-p filtering."""
+    if greedy:
+        return logits.argmax(-1)
+    logits = filter_logits(logits / max(temperature, 1e-6), top_k, top_p)
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+
+
 @torch.no_grad()
 def generate(logits_fn: Callable, prompt: torch.Tensor, max_new_tokens: int, max_length: int,
              temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
-             greedy: bool = False, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+             greedy: bool = False, generator: Optional[torch.Generator] = None,
+             step_fn: Optional[Callable] = None) -> torch.Tensor:
     """Extend ``prompt`` ``[B, T0]`` by ``max_new_tokens`` ids. ``logits_fn(ids) -> [B, T, V]`` is the
-    model; the context is cropped to its last ``max_length`` ids. ``greedy`` takes the arg-max."""
+    model; the context is cropped to its last ``max_length`` ids. ``greedy`` takes the arg-max.
+    ``step_fn``: the model's cached decoding step (:func:`lm_stepper`); same tokens, less compute."""
     if prompt.dim() != 2 or prompt.shape[1] == 0:
         raise ValueError("prompt must be a [B, T] tensor with at least one token")
-    ids = prompt
-    for _ in range(max_new_tokens):
-        logits = logits_fn(ids[:, -max_length:])[:, -1, :].float()
-        if greedy:
-            nxt = logits.argmax(-1, keepdim=True)
-        else:
-            logits = filter_logits(logits / max(temperature, 1e-6), top_k, top_p)
-            nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
-        ids = torch.cat([ids, nxt], 1)
+    ids = torch.cat([prompt, prompt.new_zeros(len(prompt), max_new_tokens)], 1)
+    next_logits = NextTokenLogits(logits_fn, step_fn, max_length)
+    for end in range(prompt.shape[1], ids.shape[1]):
+        ids[:, end] = next_tokens(next_logits(ids, end), temperature, top_k, top_p, greedy, generator)
     return ids

@@ -1,5 +1,6 @@
-"""Pieces shared by the language-model objectives: a weight-tied token head, a cross-entropy that
-stays finite when a batch has no target, and the tied embedding of a token encoder."""
+"""Pieces shared by the language-model objectives: the token head (the encoder's own, or one tied to its
+embedding: :func:`lm_head` chooses), a cross-entropy that stays finite when a batch has no target, and the
+tied embedding of a token encoder."""
 from __future__ import annotations
 
 import torch
@@ -47,3 +48,33 @@ def token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def embedding_of(encoder: nn.Module) -> torch.Tensor:
     """The weight of a token encoder's input embedding (the tied output layer of LM heads)."""
     return encoder.token_embedding().weight
+
+
+class EncoderLMHead(nn.Module):
+    """The encoder's own language-model head (e.g. a Hugging Face ``BertForMaskedLM``'s), called like a
+    :class:`TiedLMHead` (``head(h, embedding)``, the embedding unused). It has no weights of its own: they
+    belong to the encoder, so they are trained, saved and exported with it.
+
+    encoder: a token encoder with the ``LanguageModel`` capability (``lm_logits(h)``).
+    """
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.__dict__["encoder"] = encoder  # not a submodule: the encoder is the model's, registered once
+
+    def forward(self, h: torch.Tensor, embedding=None) -> torch.Tensor:
+        return self.encoder.lm_logits(h)
+
+
+LM_HEADS = (TiedLMHead, EncoderLMHead)
+
+
+def lm_head(encoder: nn.Module, transform: bool = True) -> nn.Module:
+    """The token head of a language-model objective on ``encoder``: the encoder's own head when it has one
+    (capability ``LM_HEAD``), else a :class:`TiedLMHead` over its embedding (``transform``: BERT's dense +
+    GELU + LayerNorm before the tied decoder; False: GPT-2's bare ``h E^T``)."""
+    from ..encoders.capabilities import LM_HEAD
+
+    if LM_HEAD.met_by(encoder):
+        return EncoderLMHead(encoder)
+    return TiedLMHead(encoder.out_dim, encoder.token_embedding().num_embeddings, transform)

@@ -18,14 +18,29 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from .generate import filter_logits
-from .lm_head import TiedLMHead, embedding_of
+from .generate import NextTokenLogits, next_tokens
+from .lm_head import LM_HEADS, embedding_of
 
 
-def response_mask(seq: torch.Tensor, prompt_len: torch.Tensor, pad_id: int) -> torch.Tensor:
-    """``[B, T - 1]`` bool: target ``seq[:, 1:]`` is a response token (``<sep>`` included)."""
+def response_mask(seq: torch.Tensor, prompt_len: torch.Tensor, pad_id: int, eos_id: Optional[int] = None) -> torch.Tensor:
+    """``[B, T - 1]`` bool: target ``seq[:, 1:]`` is a response token. With ``eos_id`` a response ends at its
+    first ``eos_id`` (included), which also tells a final eos from padding when they share an id (GPT-2:
+    pad = eos); without it, every non-pad id after the prompt counts."""
     col = torch.arange(1, seq.shape[1], device=seq.device)
-    return (col[None, :] >= prompt_len[:, None]) & (seq[:, 1:] != pad_id)
+    target = seq[:, 1:]
+    resp = col[None, :] >= prompt_len[:, None]
+    if eos_id is None:
+        return resp & (target != pad_id)
+    eos = resp & (target == eos_id)
+    after_eos = (eos.long().cumsum(1) - eos.long()) > 0
+    return resp & ~after_eos & ((target != pad_id) | eos)
+
+
+def row_lengths(seq: torch.Tensor, pad_id: int) -> torch.Tensor:
+    """``[B]`` columns up to the last non-pad id of each right-padded row (a leading bos equal to pad, as
+    in GPT-2, still counts)."""
+    real = seq != pad_id
+    return torch.where(real.any(1), seq.shape[1] - real.flip(1).long().argmax(1), torch.zeros_like(real[:, 0], dtype=torch.long))
 
 
 def token_logprobs(logits: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
@@ -43,12 +58,14 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 def sample_responses(logits_fn: Callable, prompt: torch.Tensor, prompt_len: torch.Tensor, max_new_tokens: int,
                      max_length: int, eos_id: int, pad_id: int, temperature: float = 1.0,
                      top_k: Optional[int] = None, top_p: Optional[float] = None,
-                     generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                     generator: Optional[torch.Generator] = None, step_fn: Optional[Callable] = None) -> torch.Tensor:
     """Sample a response of at most ``max_new_tokens`` ids after each right-padded prompt (``prompt_len``
     real ids per row), stopping a row at ``eos_id``; tokens after it are ``pad_id``. Returns
-    ``[B, max(prompt_len) + max_new_tokens]``. Rows of different prompt lengths are batched: row ``i``
-    writes its ``t``-th token at column ``prompt_len[i] + t`` (a causal model never looks at the padding
-    after a row's end, so no attention mask is needed). ``<pad>`` is never sampled."""
+    ``[B, max(prompt_len) + max_new_tokens]``. Rows of different prompt lengths are batched column by
+    column: at column ``c`` a row still inside its prompt keeps its prompt id, the others write their
+    sample, so every row is contiguous (no padding inside, no attention mask) and ``step_fn`` (the model's
+    cached step, :func:`sslkit.text.generate.lm_stepper`) reads one new column per step. ``<pad>`` is
+    never sampled, unless it is also the eos (GPT-2 style tokenizers)."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens} (it would generate nothing)")
     if int(prompt_len.min()) < 1:
@@ -60,18 +77,20 @@ def sample_responses(logits_fn: Callable, prompt: torch.Tensor, prompt_len: torc
     B, dev = len(prompt), prompt.device
     seq = torch.full((B, longest + max_new_tokens), pad_id, dtype=torch.long, device=dev)
     seq[:, :prompt.shape[1]] = prompt[:, :seq.shape[1]]
-    rows = torch.arange(B, device=dev)
-    pos = prompt_len.to(dev).clone()
+    prompt_len = prompt_len.to(dev)
+    produced = torch.zeros(B, dtype=torch.long, device=dev)
     done = torch.zeros(B, dtype=torch.bool, device=dev)
-    for _ in range(max_new_tokens):
-        logits = logits_fn(seq[:, :int(pos.max())])[rows, pos - 1].float()
-        logits[:, pad_id] = float("-inf")  # a sampled <pad> would read as the end of the row
-        logits = filter_logits(logits / max(temperature, 1e-6), top_k, top_p)
-        nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
-        seq[rows, pos] = torch.where(done, torch.full_like(nxt, pad_id), nxt)
-        done |= nxt == eos_id
-        pos = pos + 1
-        if bool(done.all()):
+    next_logits = NextTokenLogits(logits_fn, step_fn, max_length)
+    for col in range(int(prompt_len.min()), seq.shape[1]):
+        logits = next_logits(seq, col)
+        if pad_id != eos_id:
+            logits[:, pad_id] = float("-inf")  # a sampled <pad> would read as the end of the row
+        nxt = next_tokens(logits, temperature, top_k, top_p, False, generator)
+        writing = (col >= prompt_len) & (produced < max_new_tokens)
+        seq[:, col] = torch.where(writing, torch.where(done, torch.full_like(nxt, pad_id), nxt), seq[:, col])
+        done |= writing & (nxt == eos_id)
+        produced += writing.long()
+        if bool((done | (produced >= max_new_tokens)).all()):
             break
     return seq
 
@@ -87,7 +106,7 @@ class FrozenLM(nn.Module):
     """A frozen causal language model (encoder + tied head) loaded from an earlier stage, e.g. the
     reference policy of ``ppo``/``dpo``. ``logits(ids) -> [B, T, V]``."""
 
-    def __init__(self, encoder: nn.Module, head: TiedLMHead):
+    def __init__(self, encoder: nn.Module, head: nn.Module):
         super().__init__()
         self.encoder, self.head = encoder, head
         self.requires_grad_(False).eval()
@@ -105,13 +124,17 @@ class FrozenReference:
     starting ``head``. None: a snapshot of the initial ``encoder`` and ``head`` (a copy, because the policy
     trains the originals). stages: run folders of the earlier stages (empty outside a staged run: the
     reference is then unavailable until used, when :meth:`to` says so). path: the recipe key for errors.
+    A frozen encoder (e.g. ``hf`` with ``freeze: true``) is shared with the policy rather than copied.
     """
 
     def __init__(self, stage: Optional[str], stages: dict, path: str, tokenizer, encoder: nn.Module,
-                 head: TiedLMHead):
+                 head: nn.Module):
         self.stage, self.path, self.lm = stage, path, None
         if stage is None:
-            self.lm = FrozenLM(copy.deepcopy(encoder), copy.deepcopy(head))
+            # one memo: a head that refers to its encoder (the encoder's own LM head) refers to the same copy;
+            # a frozen encoder is put in the memo as itself, so it is shared, not copied
+            memo = {} if any(p.requires_grad for p in encoder.parameters()) else {id(encoder): encoder}
+            self.lm = FrozenLM(copy.deepcopy(encoder, memo), copy.deepcopy(head, memo))
         elif stages:
             self.lm = frozen_lm(stages, stage, path, tokenizer)
             head.load_state_dict(self.lm.head.state_dict())  # the policy starts with the reference's head
@@ -153,6 +176,6 @@ def frozen_lm(stages: dict, name: str, path: str, tokenizer) -> FrozenLM:
     """The language model (encoder + the first objective's tied ``head``) of stage ``name``, frozen."""
     model = load_stage(stages, name, path, tokenizer, "language model")
     for obj in model.objectives:
-        if isinstance(getattr(obj, "head", None), TiedLMHead) and hasattr(model.encoder, "forward_tokens"):
+        if isinstance(getattr(obj, "head", None), LM_HEADS) and hasattr(model.encoder, "forward_tokens"):
             return FrozenLM(model.encoder, obj.head)
     raise ConfigError(path, f"stage '{name}' holds no language model (train it with clm or sft)")
