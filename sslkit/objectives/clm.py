@@ -32,6 +32,7 @@ class CausalLM(Objective):
     """
 
     requires = (CAUSAL,)  # each token is predicted from the tokens before it
+    reporters = ("text_samples",)
 
     def __init__(self, ctx: ObjectiveContext, *, sample_tokens: int = 64, temperature: float = 0.8,
                  top_k: Optional[int] = 40, top_p: Optional[float] = 0.95):
@@ -69,4 +70,4 @@ class CausalLM(Objective):
         return {"test_perplexity": math.exp(nll / n), "test_nll": nll / n}
 
     def default_reporters(self) -> tuple:
-        return ("text_samples",) if self.sample_tokens else ()
+        return self.reporters if self.sample_tokens else ()
