@@ -138,6 +138,10 @@ def describe(name):
         needs = getattr(entry.target, "requires", ())
         if entry.kind == "objectives":
             click.echo(f"needs: {', '.join(c.name for c in needs) or 'any encoder'}")
+            reporters = [r if isinstance(r, str) else r["name"] for r in getattr(entry.target, "reporters", ())]
+            click.echo(f"default reporters: {', '.join(reporters) or 'none'} (besides curves)")
+        if entry.kind == "reporters" and getattr(entry.target, "needs", None):
+            click.echo(f"needs: an objective that {entry.target.needs[1]}")
         if entry.doc:
             click.echo("")
             click.echo(entry.doc)

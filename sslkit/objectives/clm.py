@@ -33,6 +33,7 @@ class CausalLM(Objective):
     """
 
     requires = (CAUSAL,)  # each token is predicted from the tokens before it
+    reporters = ("text_samples",)
 
     def __init__(self, ctx: ObjectiveContext, *, sample_tokens: NonNegativeInt = 64, temperature: Positive = 0.8,
                  top_k: Optional[Count] = 40, top_p: Optional[PositiveProbability] = 0.95):
@@ -70,4 +71,4 @@ class CausalLM(Objective):
         return {"test_perplexity": math.exp(nll / n), "test_nll": nll / n}
 
     def default_reporters(self) -> tuple:
-        return ("text_samples",) if self.sample_tokens else ()
+        return self.reporters if self.sample_tokens else ()
