@@ -68,7 +68,12 @@ def plain_steps(root: str, steps: int) -> float:
     g = torch.Generator().manual_seed(0)
 
     def augment(transform, rows):
-        return torch.stack([transform(images[i]) for i in rows.tolist()]).float().div_(255)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # per-image ops on one thread, as sslkit's pipeline (and DataLoader workers) do
+        try:
+            return torch.stack([transform(images[i]) for i in rows.tolist()]).float().div_(255)
+        finally:
+            torch.set_num_threads(threads)
 
     start = time.perf_counter()
     for _ in range(steps):

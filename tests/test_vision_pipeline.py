@@ -130,3 +130,31 @@ def test_error_in_a_worker_reaches_the_trainer_as_one_config_error():
     batches = make_batches(Stream(data, 6, 0, "k"), [], DataInfo("image", (3, 8, 8), 2), CPU, 1)
     with pytest.raises(ConfigError, match="data.root: cannot read image /images/3.png"):
         next(batches)
+
+
+def test_interrupted_image_run_resumes_to_the_same_weights(cifar):
+    """2 steps, checkpoint, 2 more in a new trainer (0 workers) == 4 steps at once (2 workers)."""
+    from sslkit.runner import build_model, seed_everything
+    from sslkit.trainer import Trainer
+
+    def trainer(steps, workers):
+        cfg = config.resolve({"data": {"name": "cifar10", "root": str(cifar), "labels_per_class": 2},
+                              "encoder": {"name": "wrn", "depth": 10, "widen_factor": 1},
+                              "objectives": [{"name": "pseudo_label", "unlabeled_ratio": 2,
+                                              "relation": {"name": "confidence", "threshold": 0.0}}],
+                              "trainer": {"batch_size": 4, "max_steps": steps, "num_workers": workers,
+                                          "progress": False, "eval_every": 10**6}})
+        seed_everything(0)
+        data = build_data(cfg)
+        return Trainer(cfg, data, build_model(cfg, data), CPU, None)
+
+    whole = trainer(4, 2)
+    whole.fit()
+    first = trainer(2, 2)
+    first.fit()
+    state = first.state_dict()
+    assert state["streams"]  # stream positions are checkpointed
+    rest = trainer(4, 0)
+    rest.fit(resume=state)
+    for (name, a), b in zip(whole.model.state_dict().items(), rest.model.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -95,22 +95,27 @@ class _Augment(torch.utils.data.Dataset):
         except SSLKitError as exc:  # e.g. an unreadable image file: re-raised in the trainer as it is
             return {"error": (getattr(exc, "path", ""), getattr(exc, "message", str(exc)))}
         batch["x"] = x
-        views = []
-        with torch.random.fork_rng(devices=[]):  # without workers this runs in the trainer: keep its RNG
-            for v, transform in enumerate(self.transforms):
-                if transform is None:
-                    views.append(x)  # made on the device after the batch arrives
-                    continue
-                out = torch.empty_like(x)
-                generator = torch.random.default_generator  # the one v2 transforms draw from
-                for j in range(len(x)):  # the row's place in the global batch: ranks together = one process
-                    # Generator.manual_seed: 200x cheaper than torch.manual_seed (which also visits CUDA)
-                    generator.manual_seed(mix(seed, self.rank + self.world * j, v))
-                    out[j] = transform(x[j])
-                views.append(out)
+        threads = torch.get_num_threads()
+        # one thread, as in DataLoader workers: per-image ops are tiny, and a thread pool only adds
+        # waits (25x slower on a busy machine); also keeps float rounding the same with and without workers
+        torch.set_num_threads(1)
+        try:
+            with torch.random.fork_rng(devices=[]):  # without workers this runs in the trainer: keep its RNG
+                views = [x if t is None else self._augment(t, x, seed, v) for v, t in enumerate(self.transforms)]
+        finally:
+            torch.set_num_threads(threads)
         batch["views"] = views
         batch["state"] = torch.tensor(state)
         return batch
+
+    def _augment(self, transform, x: torch.Tensor, seed: int, view: int) -> torch.Tensor:
+        out = torch.empty_like(x)
+        generator = torch.random.default_generator  # the one v2 transforms draw from
+        for j in range(len(x)):  # the row's place in the global batch: ranks together = one process
+            # Generator.manual_seed: 200x cheaper than torch.manual_seed (which also visits CUDA)
+            generator.manual_seed(mix(seed, self.rank + self.world * j, view))
+            out[j] = transform(x[j])
+        return out
 
 
 def default_workers(device: torch.device) -> int:
