@@ -83,7 +83,7 @@ class ReplacedTokenDetection(Objective):
         self.tokenizer = ctx.info.tokenizer
         self.prob, self.mask_ratio, self.disc_weight, self.temperature = prob, mask_ratio, disc_weight, temperature
         self.generator = SmallGenerator(enc.out_dim, width, gen_depth, gen_heads, enc.max_length,
-                                        self.tokenizer.vocab_size, self.tokenizer.pad_id)
+                                        enc.token_embedding().num_embeddings, self.tokenizer.pad_id)
         self.disc = nn.Linear(enc.out_dim, 1)
 
     def streams(self):
