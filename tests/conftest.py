@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests train tiny models: one torch thread each is faster than a thread per core (which spin against
+# each other and against anything else running; BENCHMARKS.md), and CLI subprocesses inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 try:  # hypothesis keeps its example database and caches in ./.hypothesis: not in the repository

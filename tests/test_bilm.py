@@ -106,6 +106,7 @@ def test_bilm_rejects_encoders_without_separate_directions(over):
         sslkit.validate(RECIPES / "lm_bilm.yaml", over)
 
 
+@pytest.mark.slow
 def test_bilm_recipe_reports_test_perplexity_from_the_cli(tmp_path):
     proc = sslkit_cli("run", RECIPES / "lm_bilm.yaml", "--out", tmp_path / "bilm",
                       *smoke_args(**{"trainer.batch_size": 16, "data.max_length": 32, "data.max_documents": 16}))

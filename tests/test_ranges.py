@@ -73,6 +73,7 @@ def test_relation_and_encoder_ranges_from_their_signatures():
         config.resolve({"data": {"name": "moons"}, "encoder": {"name": "transformer", "heads": 0}})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cmd,setting,message", [
     ("run", "trainer.batch_size=-5", "trainer.batch_size: must be >= 1, got -5"),
     ("validate", "trainer.optimizer.lr=-1", "trainer.optimizer.lr: must be > 0, got -1"),
@@ -87,6 +88,7 @@ def test_cli_stops_with_one_line(cmd, setting, message, tmp_path):
     assert not (tmp_path / "r").exists(), "nothing is written for a recipe that does not validate"
 
 
+@pytest.mark.slow
 def test_empty_recipe_is_refused(tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("# nothing yet\n")
@@ -102,6 +104,7 @@ def test_empty_recipe_is_refused(tmp_path):
         config.resolve({})
 
 
+@pytest.mark.slow
 def test_describe_shows_the_range():
     proc = sslkit_cli("describe", "confidence")
     assert "threshold: number in [0, 1] = 0.95" in proc.stdout

@@ -7,6 +7,8 @@ import sslkit
 
 from conftest import RECIPES, ROOT, SMOKE
 
+pytestmark = pytest.mark.slow  # every test here trains or runs the CLI
+
 ALL = sorted(RECIPES.glob("*.yaml"))
 
 

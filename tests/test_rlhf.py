@@ -237,6 +237,7 @@ def test_ppo_initial_policy_equals_reference(pipeline):
     assert buf["mask"].any(1).all()
 
 
+@pytest.mark.slow
 def test_rule_based_reward_recipe_runs(tmp_path):
     res = sslkit.run(RECIPES / "rlhf_rule.yaml", overrides={**TINY, "stages.ppo.objectives[0].eval_prompts": 8},
                      out=tmp_path / "r")
@@ -244,6 +245,7 @@ def test_rule_based_reward_recipe_runs(tmp_path):
     assert 0 <= res.metrics["ppo/test_reward"] <= 1  # the labeler's own score of held-out samples
 
 
+@pytest.mark.slow
 def test_error_cases(pipeline, tmp_path):
     raw, out, _ = pipeline
     stages = {n: out / n for n in ("pretrain", "sft", "reward")}

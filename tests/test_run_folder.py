@@ -18,6 +18,8 @@ from sslkit.errors import ConfigError
 
 from conftest import RECIPES, sslkit_cli
 
+pytestmark = pytest.mark.slow  # every test here trains or runs the CLI
+
 RECIPE = RECIPES / "supervised_digits.yaml"
 # a constant schedule, so a resume may raise the step budget
 TINY = {"encoder.hidden": [16], "trainer.progress": False, "trainer.batch_size": 32, "trainer.max_steps": 3,

@@ -52,6 +52,7 @@ def test_stage_errors_name_the_stage():
         resolve_stages(bad)
 
 
+@pytest.mark.slow
 def test_pipeline_runs_stages_in_order_and_starts_from_earlier_weights(tmp_path):
     res = sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p")
     assert res.metrics["pre/step"] == 3 and res.metrics["fine/step"] == 3
@@ -72,6 +73,7 @@ def test_pipeline_runs_stages_in_order_and_starts_from_earlier_weights(tmp_path)
         sslkit.run(STAGED, out=tmp_path / "p", stage="fin")
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_stages(tmp_path):
     sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p")
     pre_metrics = (tmp_path / "p" / "pre" / "metrics.json").read_text()

@@ -18,6 +18,8 @@ import pytest
 
 from conftest import ROOT, smoke_args
 
+pytestmark = pytest.mark.slow  # every test here trains or runs the CLI
+
 TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("*.md"))
 BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
 

@@ -120,6 +120,7 @@ def test_bad_annotations_and_settings_are_config_errors():
         build_model(cfg, build_data(cfg))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["weak_digits.yaml", "weak_docstrings.yaml"])
 def test_recipes_run_at_smoke_size(recipe, tmp_path):
     result = sslkit.run(RECIPES / recipe, overrides=dict(SMOKE), out=tmp_path / "r")
@@ -128,6 +129,7 @@ def test_recipes_run_at_smoke_size(recipe, tmp_path):
     assert (tmp_path / "r" / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_crowd_layer_learns_classes_and_annotator_reliability(tmp_path):
     recipe = {"seed": 0, "encoder": {"name": "mlp", "hidden": [64]},
               "data": {"name": "digits", "annotators": 3, "annotator_accuracy": 0.6},
