@@ -29,6 +29,7 @@ def encoder(**kw):
     return LSTMEncoder(DataInfo("text", (T,), 0, tokenizer=TOK), dim=16, depth=2, dropout=0.0, **kw).eval()
 
 
+@pytest.mark.slow
 def test_directions_do_not_leak():
     enc = encoder()
     x = torch.randint(5, 261, (4, T), generator=torch.Generator().manual_seed(1))

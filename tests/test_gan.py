@@ -134,6 +134,7 @@ def test_players_get_their_own_optimizers(trainer):
     assert any(n.startswith("encoder.") for n in changed) and any(".generator." in n for n in changed)
 
 
+@pytest.mark.slow
 def test_collapsed_generator_is_detected(trainer):
     gan, enc, data = trainer.model.objectives[0], trainer.model.encoder, trainer.data
     one = data.train.columns["x"][data.train.columns["y_true"] == 1][0].flatten().clamp(0.01, 0.99)

@@ -201,6 +201,7 @@ def pipeline(tmp_path_factory):
     return raw, out, res
 
 
+@pytest.mark.slow
 def test_staged_rlhf_recipe_end_to_end(pipeline):
     raw, out, res = pipeline
     m = json.loads((out / "metrics.json").read_text())
@@ -221,6 +222,7 @@ def test_staged_rlhf_recipe_end_to_end(pipeline):
     assert str(out / "sft") in (out / "ppo" / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_ppo_initial_policy_equals_reference(pipeline):
     """Built inside the staged run, the policy (encoder from sft + head copied from sft) is the
     reference, so the KL of the first rollout is exactly 0."""
