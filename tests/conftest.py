@@ -46,6 +46,23 @@ def sslkit_cli(*args, cwd=None, timeout=600, env=None) -> subprocess.CompletedPr
                               cwd=cwd or tmp, timeout=timeout, env=full_env)
 
 
+def sslkit_main(*args) -> subprocess.CompletedProcess:
+    """Run the ``sslkit`` command in this process (click's CliRunner): like :func:`sslkit_cli` without
+    the seconds a new Python spends importing torch. An exception other than the command's own exit
+    is put into ``stderr`` as a traceback, so tests can still assert that none escaped."""
+    import traceback
+
+    from click.testing import CliRunner
+
+    from sslkit.cli import main
+
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    err = res.stderr
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        err += "Traceback (most recent call last):\n" + "".join(traceback.format_exception(res.exception))
+    return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, err)
+
+
 @pytest.fixture
 def smoke():
     return dict(SMOKE)

@@ -10,7 +10,7 @@ from sslkit import config
 from sslkit.errors import ConfigError
 from sslkit.schema import Count, Range, check_value
 
-from conftest import RECIPES, sslkit_cli
+from conftest import RECIPES, sslkit_main
 
 RECIPE = RECIPES / "supervised_digits.yaml"
 
@@ -73,7 +73,6 @@ def test_relation_and_encoder_ranges_from_their_signatures():
         config.resolve({"data": {"name": "moons"}, "encoder": {"name": "transformer", "heads": 0}})
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("cmd,setting,message", [
     ("run", "trainer.batch_size=-5", "trainer.batch_size: must be >= 1, got -5"),
     ("validate", "trainer.optimizer.lr=-1", "trainer.optimizer.lr: must be > 0, got -1"),
@@ -82,18 +81,17 @@ def test_relation_and_encoder_ranges_from_their_signatures():
     ("validate", "trainer.epochs=0", "trainer.epochs: must be >= 1, got 0"),
 ])
 def test_cli_stops_with_one_line(cmd, setting, message, tmp_path):
-    proc = sslkit_cli(cmd, RECIPE, "--set", setting, "--out" if cmd == "run" else "--set",
+    proc = sslkit_main(cmd, RECIPE, "--set", setting, "--out" if cmd == "run" else "--set",
                       tmp_path / "r" if cmd == "run" else "trainer.progress=false")
     assert proc.returncode == 2 and proc.stderr == f"error: {message}\n"
     assert not (tmp_path / "r").exists(), "nothing is written for a recipe that does not validate"
 
 
-@pytest.mark.slow
 def test_empty_recipe_is_refused(tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("# nothing yet\n")
     for cmd in ("run", "validate"):
-        proc = sslkit_cli(cmd, empty)
+        proc = sslkit_main(cmd, empty)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr == f"error: {empty}: the recipe names no data and no objective (the file is empty)\n"
     seed_only = tmp_path / "seed.yaml"
@@ -104,9 +102,8 @@ def test_empty_recipe_is_refused(tmp_path):
         config.resolve({})
 
 
-@pytest.mark.slow
 def test_describe_shows_the_range():
-    proc = sslkit_cli("describe", "confidence")
+    proc = sslkit_main("describe", "confidence")
     assert "threshold: number in [0, 1] = 0.95" in proc.stdout
     assert "temperature: number > 0 = 1.0" in proc.stdout
 

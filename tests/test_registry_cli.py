@@ -6,7 +6,7 @@ import pytest
 from sslkit.errors import ConfigError
 from sslkit.registry import KINDS, find, register, registry
 
-from conftest import RECIPES, sslkit_cli
+from conftest import RECIPES, sslkit_main
 
 
 def test_core_parts_are_registered():
@@ -46,19 +46,18 @@ def test_user_parts_register_with_a_decorator():
         register("regularizers", "l2")(Zero)  # a name cannot be taken twice
 
 
-@pytest.mark.slow
 def test_cli_list_and_describe():
-    out = sslkit_cli("list").stdout
+    out = sslkit_main("list").stdout
     for kind in KINDS:
         assert f"{kind}:" in out
-    out = sslkit_cli("list", "encoders").stdout
+    out = sslkit_main("list", "encoders").stdout
     assert "mlp" in out and "objectives:" not in out
-    proc = sslkit_cli("describe", "mlp")
+    proc = sslkit_main("describe", "mlp")
     assert proc.returncode == 0
     assert "hidden: list = [256, 256]" in proc.stdout and "activation" in proc.stdout and "Flatten" in proc.stdout
-    proc = sslkit_cli("describe", "optimizers/adamw")
+    proc = sslkit_main("describe", "optimizers/adamw")
     assert "lr:" in proc.stdout and "weight_decay" in proc.stdout
-    proc = sslkit_cli("validate", str(RECIPES / "supervised_digits.yaml"))
+    proc = sslkit_main("validate", str(RECIPES / "supervised_digits.yaml"))
     assert proc.returncode == 0 and "ok" in proc.stdout
 
 
