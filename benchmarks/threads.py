@@ -80,9 +80,13 @@ def main():
                 continue
             trainer.model.train()
             best = {k: float("inf") for k in settings}
-            for _ in range(args.repeats):
-                for k, n in settings.items():
-                    best[k] = min(best[k], seconds_per_100(trainer, n, args.steps, args.budget))
+            try:
+                for _ in range(args.repeats):
+                    for k, n in settings.items():
+                        best[k] = min(best[k], seconds_per_100(trainer, n, args.steps, args.budget))
+            except ConfigError as exc:  # e.g. PPO's frozen reference is an earlier stage's run folder
+                print(f"| {label} | - | skipped: {str(exc)[:80]} |")
+                continue
             fastest = min(best, key=best.get)
             cells = " | ".join(f"{best[k]:.2f} ({best[k] / best[fastest]:.2f}x)" for k in settings)
             print(f"| {label} | {cfg['trainer']['batch_size']} | {cells} | {fastest} | "
