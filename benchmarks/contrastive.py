@@ -99,7 +99,7 @@ def main():
     run_times, train_times = [], []
     for seed in seeds:
         t = time.perf_counter()
-        res = sslkit.run(RECIPE, overrides={**overrides, "seed": seed}, out=out / f"seed{seed}")
+        res = sslkit.run(RECIPE, overrides={**overrides, "seed": seed}, out=out / f"seed{seed}", overwrite=True)
         run_times.append(time.perf_counter() - t)
         train_times.append(res.metrics["train_time_s"])
         rows.setdefault("contrastive (ours, no labels in pretraining)", []).append(res.metrics)

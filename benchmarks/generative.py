@@ -29,7 +29,7 @@ SMOKE = os.environ.get("SSLKIT_SMOKE") == "1"
 def run(recipe: str, out: Path, **overrides) -> tuple:
     overrides = {"trainer.progress": False, **({"trainer.max_steps": 3} if SMOKE else {}), **overrides}
     start = time.perf_counter()
-    res = sslkit.run(ROOT / "recipes" / recipe, overrides=overrides, out=out)
+    res = sslkit.run(ROOT / "recipes" / recipe, overrides=overrides, out=out, overwrite=True)
     return res, time.perf_counter() - start
 
 

@@ -78,7 +78,7 @@ def main():
     if smoke:
         overrides.update({"trainer.max_steps": 3, "data.prompts": 200, "data.test_prompts": 40})
     start = time.perf_counter()
-    res = sslkit.run(recipe(), overrides=overrides, out=out)
+    res = sslkit.run(recipe(), overrides=overrides, out=out, overwrite=True)
     m = res.metrics
     default_stages = ("pretrain", "sft", "reward", "ppo")
     pipeline_s = sum(m[f"{s}/train_time_s"] for s in default_stages)

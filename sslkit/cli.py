@@ -70,13 +70,15 @@ def export(run_dir, to):
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
 def validate(recipe, overrides):
     """Check RECIPE (keys, types, part names, data) without training."""
-    from .runner import validate as validate_recipe
+    from .runner import validate_report
 
     try:
-        validate_recipe(recipe, list(overrides))
+        _, lines = validate_report(recipe, list(overrides))
     except SSLKitError as exc:
         _fail(exc)
     click.echo(f"{recipe}: ok")
+    for line in lines:
+        click.echo(f"  {line}")
 
 
 @main.command(name="list")
@@ -92,9 +94,7 @@ def list_parts(kind):
     for k in kinds:
         click.echo(f"{k}:")
         for name in registry(k).names():
-            entry = registry(k).get(name)
-            summary = entry.doc.split("\n")[0] if entry.doc else ""
-            click.echo(f"  {name:<16} {summary}")
+            click.echo(f"  {name:<16} {registry(k).get(name).summary}")
 
 
 def _format_default(p) -> str:

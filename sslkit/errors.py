@@ -18,7 +18,10 @@ class ConfigError(SSLKitError):
     def __init__(self, path: str, message: str):
         self.path = path
         self.message = message
-        super().__init__(f"{path}: {message}" if path else message)
+        # one line on the terminal, whatever a recipe's keys or a library's message hold
+        shown = repr(path) if path and not str(path).isprintable() else path
+        text = f"{shown}: {message}" if path else message
+        super().__init__(" ".join(line.strip() for line in text.splitlines() if line.strip()) if "\n" in text else text)
 
 
 class TrainingError(SSLKitError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -64,6 +65,33 @@ class Entry:
     @property
     def doc(self) -> str:
         return inspect.getdoc(self.target) or ""
+
+    @property
+    def summary(self) -> str:
+        """The docstring's first sentence as plain text (what ``sslkit list`` shows)."""
+        return first_sentence(self.doc)
+
+
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")  # :func:`x`, :class:`~a.B`
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)(?<!\bvs)[.!?](?=\s|$)")
+
+
+def plain_text(rst: str) -> str:
+    """reStructuredText inline markup removed: ````x```` -> x, ``:func:`a.b``` -> b, ``*x*`` -> x."""
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], rst)
+    text = re.sub(r"``(.+?)``", r"\1", text)
+    text = re.sub(r"\*\*(.+?)\*\*|\*(\S(?:.*?\S)?)\*", lambda m: m.group(1) or m.group(2), text)
+    return re.sub(r"(?<!\w)`([^`]+)`(?!\w)", r"\1", text)
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, on one line and without markup."""
+    paragraph = " ".join(doc.strip().split("\n\n", 1)[0].split()) if doc.strip() else ""
+    if paragraph.endswith("::"):  # introduces a literal block (a formula): end the sentence there
+        paragraph = paragraph[:-2].rstrip() + ":"
+    text = plain_text(paragraph)
+    end = _SENTENCE_END.search(text)
+    return text[:end.end()] if end else text
 
 
 def _signature_params(target: Callable, injected: tuple[str, ...] | None, ranges: dict | None = None):

@@ -23,7 +23,6 @@ from .errors import ConfigError, Interrupted, SSLKitError
 from .model import SSLModel
 from .objectives.base import ObjectiveContext
 from .registry import registry
-from .reporters import build_reporters
 from .schema import Part, build, part_name, split_common
 from .trainer import Trainer, resolve_device
 
@@ -343,15 +342,45 @@ def validate(recipe, overrides=()) -> dict:
     """Resolve a recipe and build its data and parts without training; returns the resolved recipe
     (for a staged recipe: ``{"stages": {name: resolved stage}}``, each stage's data and parts checked
     except those that need an earlier stage's outputs)."""
+    return validate_report(recipe, overrides)[0]
+
+
+def validate_report(recipe, overrides=()) -> tuple[dict, list]:
+    """:func:`validate`, plus lines saying what was resolved: data sizes, labeled rows, parameters,
+    steps per epoch and total steps (what ``sslkit validate`` prints)."""
     raw = config.load_yaml(recipe) if not isinstance(recipe, dict) else recipe
     if raw.get("stages"):
         from .stages import resolve_stages
 
-        return {"stages": {name: cfg for name, (cfg, _) in resolve_stages(raw, overrides).items()}}
+        stages = resolve_stages(raw, overrides)
+        lines = [f"stage {name}: export of stage {cfg['export']}" if "export" in cfg else
+                 f"stage {name}: {cfg['data']['name']} data, {cfg['encoder']['name']} encoder, objectives "
+                 f"{', '.join(o['name'] for o in cfg['objectives'])}" + (f", from stage {src}" if src else "")
+                 for name, (cfg, src) in stages.items()]
+        return {"stages": {name: cfg for name, (cfg, _) in stages.items()}}, lines
     cfg = config.resolve(config.apply_overrides(raw, overrides))
     data = build_data(cfg)
-    build_reporters(cfg, build_model(cfg, data).objectives)
-    return cfg
+    model = build_model(cfg, data)
+    trainer = Trainer(cfg, data, model, torch.device("cpu"), None)  # checks streams and optimizers too
+    return cfg, plan_lines(cfg, data, model, trainer)
+
+
+def plan_lines(cfg: dict, data: DataBundle, model: SSLModel, trainer: Trainer) -> list:
+    train, test, info = data.train, data.test, data.info
+    labeled = int((train["y"] >= 0).sum()) if "y" in train else 0
+    classes = f", {info.num_classes} classes" if info.num_classes else ", no classes"
+    enc = sum(p.numel() for p in model.encoder.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    t = cfg["trainer"]
+    steps = f"{trainer.steps_per_epoch} per epoch (batch {t['batch_size']}) x {t['epochs']} epochs"
+    full = trainer.steps_per_epoch * t["epochs"]
+    steps += (f" = {full} steps" if trainer.total_steps == full
+              else f" = {full}, capped at {trainer.total_steps} by trainer.max_steps")
+    return [f"data: {info.name or cfg['data']['name']}, {len(train)} training rows ({labeled} labeled), "
+            f"{len(test)} test rows{classes}",
+            f"encoder: {cfg['encoder']['name']}, {enc:,} parameters ({total:,} with the objectives' heads)",
+            f"objectives: {', '.join(model.names)}",
+            f"steps: {steps}"]
 
 
 __all__ = ["RunResult", "run", "validate", "SSLKitError"]

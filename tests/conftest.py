@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# Tests train tiny models: one torch thread each is faster than a thread per core (which spin against
+# each other and against anything else running; BENCHMARKS.md), and CLI subprocesses inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 
 try:  # hypothesis keeps its example database and caches in ./.hypothesis: not in the repository
@@ -67,6 +71,23 @@ def pytest_configure(config):
     except ImportError:
         return
     configuration.set_hypothesis_home_dir(tempfile.mkdtemp(prefix="sslkit-hypothesis-"))
+
+
+def sslkit_main(*args) -> subprocess.CompletedProcess:
+    """Run the ``sslkit`` command in this process (click's CliRunner): like :func:`sslkit_cli` without
+    the seconds a new Python spends importing torch. An exception other than the command's own exit
+    is put into ``stderr`` as a traceback, so tests can still assert that none escaped."""
+    import traceback
+
+    from click.testing import CliRunner
+
+    from sslkit.cli import main
+
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    err = res.stderr
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        err += "Traceback (most recent call last):\n" + "".join(traceback.format_exception(res.exception))
+    return subprocess.CompletedProcess(list(args), res.exit_code, res.stdout, err)
 
 
 @pytest.fixture

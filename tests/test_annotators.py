@@ -84,6 +84,7 @@ def test_dawid_skene_posterior_by_hand():
     assert torch.allclose(q, torch.tensor([[a / (a + b), b / (a + b)], [c / (c + d), d / (c + d)]]))
 
 
+@pytest.mark.slow
 def test_recipe_annotators_noise_the_training_split_only():
     clean = data_of({"name": "digits"})
     d = data_of({"name": "digits", "annotators": 3, "annotator_accuracy": 0.4, "annotator_missing_rate": 0.1})

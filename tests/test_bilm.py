@@ -29,6 +29,7 @@ def encoder(**kw):
     return LSTMEncoder(DataInfo("text", (T,), 0, tokenizer=TOK), dim=16, depth=2, dropout=0.0, **kw).eval()
 
 
+@pytest.mark.slow
 def test_directions_do_not_leak():
     enc = encoder()
     x = torch.randint(5, 261, (4, T), generator=torch.Generator().manual_seed(1))
@@ -106,6 +107,7 @@ def test_bilm_rejects_encoders_without_separate_directions(over):
         sslkit.validate(RECIPES / "lm_bilm.yaml", over)
 
 
+@pytest.mark.slow
 def test_bilm_recipe_reports_test_perplexity_from_the_cli(tmp_path):
     proc = sslkit_cli("run", RECIPES / "lm_bilm.yaml", "--out", tmp_path / "bilm",
                       *smoke_args(**{"trainer.batch_size": 16, "data.max_length": 32, "data.max_documents": 16}))

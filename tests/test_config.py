@@ -82,6 +82,7 @@ def test_recipe_must_be_mapping(tmp_path):
         config.load_yaml(p)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,fragment", [
     (["run", str(RECIPES / "supervised_digits.yaml"), "--set", "objectives[0].label_smothing=0.1"],
      "objectives[0].label_smothing: unknown key for objective 'supervised'; did you mean 'label_smoothing'?"),
@@ -98,6 +99,7 @@ def test_cli_errors_exit_2_without_traceback(args, fragment):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_malformed_yaml(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {name: digits\n")

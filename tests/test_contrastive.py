@@ -167,6 +167,7 @@ def test_pml_wrapper_equals_pml_self_supervised_loss():
     assert ours.item() == pytest.approx(reference.item(), rel=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", [
     {"name": "pml", "loss": "SupConLoss", "pairs": "labels"},
     {"name": "pml", "loss": "VICRegLoss", "projection": "linear"},
@@ -195,6 +196,7 @@ def test_bad_names_and_values_are_config_errors(tmp_path):
         sslkit.run(_recipe({"name": "contrastive", "views": ["crap", "crop"]}), out=tmp_path / "d")
 
 
+@pytest.mark.slow
 def test_digits_recipe_writes_probe_metrics_and_embedding(tmp_path):
     result = sslkit.run(RECIPES / "contrastive_digits.yaml", overrides={"trainer.max_steps": 3,
                                                                         "trainer.progress": False},
@@ -205,6 +207,7 @@ def test_digits_recipe_writes_probe_metrics_and_embedding(tmp_path):
     assert (result.run_dir / "embedding.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_docstrings_recipe_runs(tmp_path):
     result = sslkit.run(RECIPES / "contrastive_docstrings.yaml",
                         overrides={"trainer.max_steps": 2, "trainer.progress": False, "data.max_length": 48,

@@ -83,6 +83,7 @@ def test_csv_dataset_and_row_errors(tmp_path):
         data_of({"name": "csv", "path": str(tmp_path / "missing.csv")})
 
 
+@pytest.mark.slow
 def test_text_files_and_image_folder(tmp_path):
     for c in ("pos", "neg"):
         (tmp_path / "txt" / c).mkdir(parents=True)
@@ -175,6 +176,7 @@ def test_unlabeled_rows_only_train():
     assert len(set(tr) | set(te)) == 55 and not set(tr) & set(te)
 
 
+@pytest.mark.slow
 def test_docstrings_with_unlabeled_stdlib_text():
     cfg = config.resolve({"data": {"name": "docstrings", "unlabeled": "stdlib", "max_length": 16},
                           "encoder": {"name": "transformer", "dim": 16, "depth": 1, "heads": 2},

@@ -73,6 +73,7 @@ def test_probe_metrics_rejects_unlabeled_input():
         probe_metrics(x, torch.full((len(x),), -1), x, torch.zeros(len(x)))
 
 
+@pytest.mark.slow
 def test_embedding_figure_writes_png(tmp_path):
     x, y = blobs(n_per_class=15)
     path = embedding_figure(x, y, tmp_path / "sub" / "emb.png", seed=0, class_names=["a", "b", "c"])

@@ -135,6 +135,7 @@ def test_players_get_their_own_optimizers(trainer):
     assert any(n.startswith("encoder.") for n in changed) and any(".generator." in n for n in changed)
 
 
+@pytest.mark.slow
 def test_collapsed_generator_is_detected(trainer):
     gan, enc, data = trainer.model.objectives[0], trainer.model.encoder, trainer.data
     one = data.train.columns["x"][data.train.columns["y_true"] == 1][0].flatten().clamp(0.01, 0.99)
@@ -148,6 +149,7 @@ def test_collapsed_generator_is_detected(trainer):
     assert m["classifier_score"] < 1.01 and m["frechet_distance"] > m["gaussian_frechet_distance"]
 
 
+@pytest.mark.slow
 def test_gan_recipe_end_to_end(tmp_path):
     res = sslkit.run(RECIPE, overrides={"trainer.max_steps": 3, "trainer.progress": False, "trainer.log_every": 1},
                      out=tmp_path / "r")
@@ -160,6 +162,7 @@ def test_gan_recipe_end_to_end(tmp_path):
     assert {"gan/d_loss", "gan/g_loss", "gan/d_real", "lr/generator", "lr/discriminator"} <= set(rec)
 
 
+@pytest.mark.slow
 def test_hinge_with_gradient_penalty_trains(tmp_path):
     res = sslkit.run(RECIPE, overrides={"trainer.max_steps": 2, "trainer.progress": False, "objectives[0].loss": "hinge",
                                         "objectives[0].penalty": "gp", "reporters": ["sample_quality"],
@@ -263,6 +266,7 @@ def test_code_class_agreement_by_hand():
     assert code_class_agreement(codes, torch.tensor([5, 5, 5, 5, 5]), 3, 6) == pytest.approx(0.4)
 
 
+@pytest.mark.slow
 def test_infogan_recipe_reports_code_agreement_and_figure(tmp_path):
     res = sslkit.run(RECIPE, overrides={"trainer.max_steps": 3, "trainer.progress": False,
                                         "objectives[0].categorical_code": 10,

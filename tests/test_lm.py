@@ -197,6 +197,7 @@ TINY = {**SMOKE, "trainer.batch_size": 32, "data.max_length": 32, "data.max_docu
     ("mlm", {"encoder": {"name": "lstm", "dim": 32, "depth": 1}, "data.tokenizer": {"name": "word"}},
      "test_masked_accuracy"),
 ], ids=["clm", "sop", "rtd", "dae_all_noise", "plm", "mlm_lstm_word"])
+@pytest.mark.slow
 def test_lm_recipe_reports_its_metric(name, over, key, tmp_path):
     res = sslkit.run(RECIPES / f"lm_{name}.yaml", overrides={**TINY, **over}, out=tmp_path / name)
     assert key in res.metrics and math.isfinite(res.metrics[key])
@@ -222,6 +223,7 @@ def _ctx(T=32, encoder="transformer", **enc_kw):
     return ObjectiveContext(info, enc), enc
 
 
+@pytest.mark.slow
 def test_rtd_labels_and_loss_weight():
     from sslkit.objectives.rtd import ReplacedTokenDetection
 
@@ -414,6 +416,7 @@ def test_word_and_bpe_tokenizers_keep_specials_and_words():
     assert int(starts.sum()) == 6
 
 
+@pytest.mark.slow
 def test_finetune_loads_a_pretrained_encoder(tmp_path):
     """A classification recipe loads another run's encoder (encoder.init_from); a mismatch is a clear error."""
     pre = sslkit.run(RECIPES / "lm_mlm.yaml", overrides=TINY, out=tmp_path / "pre")
@@ -431,6 +434,7 @@ def test_finetune_loads_a_pretrained_encoder(tmp_path):
         sslkit.validate(RECIPES / "supervised_docstrings.yaml", [*sets, "encoder.dim=64"])
 
 
+@pytest.mark.slow
 def test_finetune_recipe_starts_from_its_pretrain_stage(tmp_path):
     """recipes/finetune_docstrings.yaml: the finetune stage's encoder starts from the pretrain stage's."""
     res = sslkit.run(RECIPES / "finetune_docstrings.yaml", overrides={**SMOKE, "data.max_length": 32},

@@ -2,9 +2,13 @@
 recipes run in test_recipes.py)."""
 from __future__ import annotations
 
+import pytest
+
 import sslkit
 
 from conftest import RECIPES, ROOT, SMOKE
+
+pytestmark = pytest.mark.slow  # every test here trains or runs the CLI
 
 
 def test_csv_with_annotator_columns_trains_weak_ova(tmp_path, monkeypatch):

@@ -36,6 +36,7 @@ class TwoPlayers(Objective):
         return Output((self.pb + 1) ** 2 + 0 * feats, {"pb": self.pb.detach()})
 
 
+@pytest.mark.slow
 def test_players_step_in_order_with_their_own_optimizers(tmp_path):
     over = {"objectives": [{"name": "test_two_players",
                             "optimizers": {"b": {"name": "sgd", "lr": 0.5}}}],

@@ -149,6 +149,7 @@ def test_style_is_validated():
         sslkit.validate(RECIPES / "lm_plm.yaml", ["objectives[0].style=bert"])
 
 
+@pytest.mark.slow
 def test_mpnet_recipe_reports_test_perplexity_from_the_cli(tmp_path):
     proc = sslkit_cli("run", RECIPES / "lm_plm.yaml", "--out", tmp_path / "mpnet",
                       *smoke_args(**{"objectives[0].style": "mpnet", "trainer.batch_size": 16,

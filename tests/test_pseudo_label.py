@@ -104,6 +104,7 @@ def smoke_run(tmp_path, recipe="semi_moons.yaml", **overrides):
     return sslkit.run(RECIPES / recipe, overrides={**SMOKE, **overrides}, out=tmp_path / "r")
 
 
+@pytest.mark.slow
 def test_moons_recipe_writes_metrics_and_decision_boundary(tmp_path):
     """Three steps at seed 0 already separate the moons well above chance (0.5; 0.83 when written); the
     reported accuracy is the saved model's, and the run's mean mask rate the mean of the logged ones."""
@@ -116,6 +117,7 @@ def test_moons_recipe_writes_metrics_and_decision_boundary(tmp_path):
     assert len(rates) == 3 and res.metrics["mean_mask_rate"] == pytest.approx(sum(rates) / 3, rel=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("relation", [
     {"name": "soft", "align": True},
     {"name": "adaptive"},
@@ -130,6 +132,7 @@ def test_every_relation_trains(tmp_path, relation):
     assert "test_accuracy" in res.metrics and "mean_mask_rate" in res.metrics
 
 
+@pytest.mark.slow
 def test_teacher_state_is_checkpointed(tmp_path):
     res = smoke_run(tmp_path, **{"objectives[0].relation": {"name": "teacher", "decay": 0.5}})
     state = torch.load(res.run_dir / "checkpoints" / "last.pt", weights_only=False)["model"]
@@ -139,6 +142,7 @@ def test_teacher_state_is_checkpointed(tmp_path):
     assert not torch.equal(state["objectives.0.relation.teacher.0.net.1.weight"], student)
 
 
+@pytest.mark.slow
 def test_threshold_that_masks_everything_is_reported(tmp_path):
     with pytest.warns(UserWarning, match="masked out"):
         res = smoke_run(tmp_path, **{"objectives[0].relation": {"name": "confidence", "threshold": 1.0}})
@@ -146,6 +150,7 @@ def test_threshold_that_masks_everything_is_reported(tmp_path):
     assert "pseudo_label_accuracy" not in res.metrics
 
 
+@pytest.mark.slow
 def test_digits_and_text_recipes_run(tmp_path):
     res = smoke_run(tmp_path, "semi_digits.yaml", **{"trainer.max_steps": 2})
     assert "test_accuracy" in res.metrics and "mean_mask_rate" in res.metrics
@@ -161,6 +166,7 @@ def test_more_labels_per_class_than_a_class_has(tmp_path):
         smoke_run(tmp_path, **{"data.labels_per_class": 400})
 
 
+@pytest.mark.slow
 def test_zero_labels_per_class_is_rejected_by_the_cli():
     proc = sslkit_cli("run", RECIPES / "semi_moons.yaml", "--set", "data.labels_per_class=0",
                       "--set", "trainer.max_steps=1")

@@ -10,7 +10,7 @@ from sslkit import config
 from sslkit.errors import ConfigError
 from sslkit.schema import Count, Range, check_value
 
-from conftest import RECIPES, sslkit_cli
+from conftest import RECIPES, sslkit_main
 
 RECIPE = RECIPES / "supervised_digits.yaml"
 
@@ -81,7 +81,7 @@ def test_relation_and_encoder_ranges_from_their_signatures():
     ("validate", "trainer.epochs=0", "trainer.epochs: must be >= 1, got 0"),
 ])
 def test_cli_stops_with_one_line(cmd, setting, message, tmp_path):
-    proc = sslkit_cli(cmd, RECIPE, "--set", setting, "--out" if cmd == "run" else "--set",
+    proc = sslkit_main(cmd, RECIPE, "--set", setting, "--out" if cmd == "run" else "--set",
                       tmp_path / "r" if cmd == "run" else "trainer.progress=false")
     assert proc.returncode == 2 and proc.stderr == f"error: {message}\n"
     assert not (tmp_path / "r").exists(), "nothing is written for a recipe that does not validate"
@@ -91,7 +91,7 @@ def test_empty_recipe_is_refused(tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("# nothing yet\n")
     for cmd in ("run", "validate"):
-        proc = sslkit_cli(cmd, empty)
+        proc = sslkit_main(cmd, empty)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr == f"error: {empty}: the recipe names no data and no objective (the file is empty)\n"
     seed_only = tmp_path / "seed.yaml"
@@ -103,7 +103,7 @@ def test_empty_recipe_is_refused(tmp_path):
 
 
 def test_describe_shows_the_range():
-    proc = sslkit_cli("describe", "confidence")
+    proc = sslkit_main("describe", "confidence")
     assert "threshold: number in [0, 1] = 0.95" in proc.stdout
     assert "temperature: number > 0 = 1.0" in proc.stdout
 

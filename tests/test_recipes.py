@@ -9,6 +9,8 @@ import sslkit
 
 from conftest import RECIPES, ROOT, SMOKE, sample_data_overrides
 
+pytestmark = pytest.mark.slow  # every test here trains or runs the CLI
+
 ALL = sorted(RECIPES.glob("*.yaml"))
 
 

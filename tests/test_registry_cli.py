@@ -6,7 +6,7 @@ import pytest
 from sslkit.errors import ConfigError
 from sslkit.registry import KINDS, find, register, registry
 
-from conftest import RECIPES, sslkit_cli
+from conftest import RECIPES, sslkit_main
 
 
 def test_core_parts_are_registered():
@@ -47,15 +47,45 @@ def test_user_parts_register_with_a_decorator():
 
 
 def test_cli_list_and_describe():
-    out = sslkit_cli("list").stdout
+    out = sslkit_main("list").stdout
     for kind in KINDS:
         assert f"{kind}:" in out
-    out = sslkit_cli("list", "encoders").stdout
+    out = sslkit_main("list", "encoders").stdout
     assert "mlp" in out and "objectives:" not in out
-    proc = sslkit_cli("describe", "mlp")
+    proc = sslkit_main("describe", "mlp")
     assert proc.returncode == 0
     assert "hidden: list = [256, 256]" in proc.stdout and "activation" in proc.stdout and "Flatten" in proc.stdout
-    proc = sslkit_cli("describe", "optimizers/adamw")
+    proc = sslkit_main("describe", "optimizers/adamw")
     assert "lr:" in proc.stdout and "weight_decay" in proc.stdout
-    proc = sslkit_cli("validate", str(RECIPES / "supervised_digits.yaml"))
+    proc = sslkit_main("validate", str(RECIPES / "supervised_digits.yaml"))
     assert proc.returncode == 0 and "ok" in proc.stdout
+
+
+def test_first_sentence_is_whole_and_plain():
+    from sslkit.registry import first_sentence
+
+    doc = ("Targets from ``R(z, X)``, see :func:`~sslkit.relations.propagation.affinity` and *Zhou et al.*;\n"
+           "e.g. a k-NN graph. More here.\n\nSecond paragraph.")
+    assert first_sentence(doc) == "Targets from R(z, X), see affinity and Zhou et al.; e.g. a k-NN graph."
+    assert first_sentence("The objective with a head ``f``::\n\n    L = ...") == "The objective with a head f:"
+    for kind in KINDS:
+        for name in registry(kind).names():
+            s = registry(kind).get(name).summary
+            assert "``" not in s and ":func:" not in s and ":class:" not in s and "\n" not in s, (kind, name, s)
+
+
+def test_list_and_validate_in_process():
+    from click.testing import CliRunner
+
+    from sslkit.cli import main
+
+    out = CliRunner().invoke(main, ["list", "relations"]).output
+    assert "propagation" in out and "a k-NN graph (affinity, knn_graph) is built over both" in out
+    assert "p.\n" in out.split("propagation", 1)[1].split("\n", 1)[0] + "\n", "the whole first sentence is shown"
+    res = CliRunner().invoke(main, ["validate", str(RECIPES / "supervised_digits.yaml"),
+                                    "--set", "trainer.max_steps=5", "--set", "encoder.hidden=[8]"])
+    assert res.exit_code == 0, res.output
+    assert "data: digits, 1347 training rows (1347 labeled), 450 test rows, 10 classes" in res.output
+    # Linear(64, 8) in the encoder, Linear(8, 10) in the supervised head
+    assert f"encoder: mlp, {64 * 8 + 8} parameters ({64 * 8 + 8 + 8 * 10 + 10} with the objectives' heads)" in res.output
+    assert "steps: 22 per epoch (batch 64) x 30 epochs = 660, capped at 5 by trainer.max_steps" in res.output

@@ -201,6 +201,7 @@ def pipeline(tmp_path_factory):
     return raw, out, res
 
 
+@pytest.mark.slow
 def test_staged_rlhf_recipe_end_to_end(pipeline):
     raw, out, res = pipeline
     m = json.loads((out / "metrics.json").read_text())
@@ -234,6 +235,7 @@ def test_staged_rlhf_recipe_end_to_end(pipeline):
     assert str(out / "sft") in (out / "ppo" / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_ppo_initial_policy_equals_reference(pipeline):
     """Built inside the staged run, the policy (encoder from sft + head copied from sft) is the
     reference, so the KL of the first rollout is exactly 0."""
@@ -250,6 +252,7 @@ def test_ppo_initial_policy_equals_reference(pipeline):
     assert buf["mask"].any(1).all()
 
 
+@pytest.mark.slow
 def test_rule_based_reward_recipe_runs(tmp_path):
     res = sslkit.run(RECIPES / "rlhf_rule.yaml", overrides={**TINY, "stages.ppo.objectives[0].eval_prompts": 8},
                      out=tmp_path / "r")
@@ -268,6 +271,7 @@ def test_rule_based_reward_recipe_runs(tmp_path):
     assert again["test_kl"] == pytest.approx(res.metrics["ppo/test_kl"], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_error_cases(pipeline, tmp_path):
     raw, out, _ = pipeline
     stages = {n: out / n for n in ("pretrain", "sft", "reward")}

@@ -16,7 +16,7 @@ import sslkit
 from sslkit import checkpoint
 from sslkit.errors import ConfigError
 
-from conftest import RECIPES, sslkit_cli
+from conftest import RECIPES, sslkit_main
 
 RECIPE = RECIPES / "supervised_digits.yaml"
 # a constant schedule, so a resume may raise the step budget
@@ -42,12 +42,12 @@ def finished(tmp_path):
 
 def test_out_on_an_existing_run_refuses_unless_overwrite(finished):
     before = _snapshot(finished)
-    proc = sslkit_cli("run", RECIPE, *_args(TINY), "--out", finished)
+    proc = sslkit_main("run", RECIPE, *_args(TINY), "--out", finished)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == (f"error: --out: {finished} already holds a run; pass --overwrite to replace "
                                    f"it or --resume {finished} to continue it")
     assert _snapshot(finished) == before
-    proc = sslkit_cli("run", RECIPE, *_args(TINY), "--out", finished, "--overwrite")
+    proc = sslkit_main("run", RECIPE, *_args(TINY), "--out", finished, "--overwrite")
     assert proc.returncode == 0, proc.stderr
     log = [json.loads(line) for line in (finished / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3], "the replaced run's log must not be appended to"
@@ -65,14 +65,19 @@ def test_a_live_lock_stops_a_second_process_and_a_stale_one_is_taken_over(finish
     import socket
 
     lock = finished / ".lock"
-    lock.write_text(f"{os.getpid()} {socket.gethostname()}\n")  # this test process is alive
-    proc = sslkit_cli("run", "--resume", finished, "--set", "trainer.max_steps=4")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        lock.write_text(f"{holder.pid} {socket.gethostname()}\n")  # a live process holds the folder
+        proc = sslkit_main("run", "--resume", finished, "--set", "trainer.max_steps=4")
+    finally:
+        holder.kill()
+        holder.wait()
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert f"in use by process {os.getpid()}" in proc.stderr and str(lock) in proc.stderr
+    assert f"in use by process {holder.pid}" in proc.stderr and str(lock) in proc.stderr
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock.write_text(f"{dead.pid} {socket.gethostname()}\n")
-    proc = sslkit_cli("run", "--resume", finished, "--set", "trainer.max_steps=4")
+    proc = sslkit_main("run", "--resume", finished, "--set", "trainer.max_steps=4")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((finished / "metrics.json").read_text())["step"] == 4
     assert not lock.exists(), "the lock is released when the run ends"
@@ -87,7 +92,7 @@ def test_resume_cuts_the_log_back_and_accumulates_time(finished):
     with open(finished / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"step": 4, "loss": 9.0}) + "\n" + '{"step": 5, "lo')
     (finished / "metrics.json").unlink()
-    proc = sslkit_cli("run", "--resume", finished, "--set", "trainer.max_steps=5")
+    proc = sslkit_main("run", "--resume", finished, "--set", "trainer.max_steps=5")
     assert proc.returncode == 0, proc.stderr
     log = [json.loads(line) for line in (finished / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in log if "loss" in r]
@@ -100,7 +105,7 @@ def test_resume_cuts_the_log_back_and_accumulates_time(finished):
 
 def test_resuming_a_finished_run_changes_nothing(finished):
     before = _snapshot(finished)
-    proc = sslkit_cli("run", "--resume", finished)
+    proc = sslkit_main("run", "--resume", finished)
     assert proc.returncode == 0, proc.stderr
     assert "already finished (step 3); nothing was changed" in proc.stderr
     assert _snapshot(finished) == before
@@ -114,7 +119,7 @@ def test_resuming_a_finished_run_changes_nothing(finished):
 def test_resume_refuses_what_it_would_ignore(finished, tmp_path, extra, fragment):
     extra = [str(RECIPE) if a == "RECIPE" else str(tmp_path / "o") if a == "OTHER" else a for a in extra]
     args = ["run", "--resume", finished, *extra] if extra[0] != str(RECIPE) else ["run", extra[0], "--resume", finished]
-    proc = sslkit_cli(*args)
+    proc = sslkit_main(*args)
     assert proc.returncode == 2 and fragment in proc.stderr and "Traceback" not in proc.stderr
     if "--set" in extra:
         assert "trainer.max_steps" in proc.stderr, "the error names the keys that may change"
@@ -123,14 +128,14 @@ def test_resume_refuses_what_it_would_ignore(finished, tmp_path, extra, fragment
 def test_changing_the_budget_of_a_decaying_schedule_is_refused(tmp_path):
     run_dir = sslkit.run(RECIPE, overrides={**TINY, "trainer.scheduler": {"name": "cosine"}},
                          out=tmp_path / "c").run_dir
-    proc = sslkit_cli("run", "--resume", run_dir, "--set", "trainer.max_steps=6")
+    proc = sslkit_main("run", "--resume", run_dir, "--set", "trainer.max_steps=6")
     assert proc.returncode == 2 and "trainer.max_steps: the run was planned for 3 steps and now for 6" in proc.stderr
 
 
 def test_truncated_checkpoint_is_one_sentence_naming_the_file(finished):
     ck = finished / "checkpoints" / "last.pt"
     ck.write_bytes(ck.read_bytes()[:100])
-    proc = sslkit_cli("run", "--resume", finished, "--set", "trainer.max_steps=4")
+    proc = sslkit_main("run", "--resume", finished, "--set", "trainer.max_steps=4")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     msg = proc.stderr.strip()
     assert msg.startswith("error: ") and str(ck) in msg and msg.endswith(".") and msg.count("\n") == 0
@@ -138,13 +143,14 @@ def test_truncated_checkpoint_is_one_sentence_naming_the_file(finished):
 
 def test_failed_run_is_marked_and_finished_run_says_so(tmp_path, finished):
     assert json.loads((finished / "metrics.json").read_text())["status"] == "finished"
-    proc = sslkit_cli("run", RECIPES / "semi_moons.yaml", "--set", "data.labels_per_class=400",
+    proc = sslkit_main("run", RECIPES / "semi_moons.yaml", "--set", "data.labels_per_class=400",
                       "--set", "trainer.max_steps=1", "--out", tmp_path / "bad")
     assert proc.returncode == 2
     saved = json.loads((tmp_path / "bad" / "metrics.json").read_text())
     assert saved["status"] == "failed" and "labels_per_class: 400 labels per class requested" in saved["error"]
 
 
+@pytest.mark.slow  # a subprocess trains until it is signalled
 def test_sigint_exits_130(tmp_path):
     run_dir = tmp_path / "s"
     proc = subprocess.Popen([sys.executable, "-m", "sslkit", "run", str(RECIPE), "--out", str(run_dir), *_args(
@@ -161,7 +167,7 @@ def test_sigint_exits_130(tmp_path):
 
 
 def test_default_run_folder_is_under_the_current_folder(tmp_path):
-    proc = sslkit_cli("run", RECIPE, *_args(TINY), cwd=tmp_path)
+    proc = sslkit_main("run", RECIPE, *_args(TINY))  # the test runs in tmp_path (conftest)
     assert proc.returncode == 0, proc.stderr
     made = list((tmp_path / "runs").iterdir())
     assert len(made) == 1 and made[0].name.startswith("supervised_digits-")

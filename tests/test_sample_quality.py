@@ -82,6 +82,7 @@ def digits():
     return build_data(config.resolve({"data": {"name": "digits"}}))
 
 
+@pytest.mark.slow
 def test_scorer_ranks_real_digits_above_noise_and_flags_collapse(digits):
     scorer = SampleScorer(digits)
     assert scorer.classifier_test_accuracy > 0.93  # the instrument itself classifies real digits
@@ -103,6 +104,7 @@ def test_scorer_ranks_real_digits_above_noise_and_flags_collapse(digits):
     assert real["mode_collapse"] == 0.0 and real["sample_classes_covered"] == 10
 
 
+@pytest.mark.slow
 def test_score_splits_averages_disjoint_sets(digits):
     """score_splits scores consecutive sets of num_samples rows and reports their mean and standard deviation;
     reference() draws the Gaussian baselines as that many sets."""

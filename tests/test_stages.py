@@ -52,6 +52,7 @@ def test_stage_errors_name_the_stage():
         resolve_stages(bad)
 
 
+@pytest.mark.slow
 def test_pipeline_runs_stages_in_order_and_starts_from_earlier_weights(tmp_path):
     res = sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p")
     assert res.metrics["pre/step"] == 3 and res.metrics["fine/step"] == 3
@@ -72,6 +73,7 @@ def test_pipeline_runs_stages_in_order_and_starts_from_earlier_weights(tmp_path)
         sslkit.run(STAGED, out=tmp_path / "p", stage="fin")
 
 
+@pytest.mark.slow
 def test_resume_skips_finished_stages(tmp_path):
     sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p")
     pre_metrics = (tmp_path / "p" / "pre" / "metrics.json").read_text()
@@ -81,3 +83,24 @@ def test_resume_skips_finished_stages(tmp_path):
     assert (tmp_path / "p" / "pre" / "metrics.json").read_text() == pre_metrics
     fine = json.loads((tmp_path / "p" / "fine" / "metrics.json").read_text())
     assert fine["step"] == 3, "the first run's --set trainer.max_steps=3 must survive the resume"
+
+
+@pytest.mark.slow
+def test_staged_run_folder_is_guarded_like_a_single_run(tmp_path):
+    top = tmp_path / "p"
+    sslkit.run(STAGED, overrides={"trainer.max_steps": 2}, out=top)
+    assert json.loads((top / "metrics.json").read_text())["status"] == "finished"
+    with pytest.raises(ConfigError, match="already holds a run; pass --overwrite"):
+        sslkit.run(STAGED, overrides={"trainer.max_steps": 2}, out=top)
+    before = {p: p.read_bytes() for p in top.rglob("*") if p.is_file()}
+    res = sslkit.run(resume=top)  # finished: nothing trains, nothing is written
+    assert res.already_finished and {p: p.read_bytes() for p in top.rglob("*") if p.is_file()} == before
+    with pytest.raises(ConfigError, match="cannot be changed on --resume"):
+        sslkit.run(resume=top, overrides={"encoder.hidden": [8]})
+    # a stage that fails marks the stage folder and the pipeline folder
+    bad = {**STAGED, "stages": {**STAGED["stages"], "fine": {**STAGED["stages"]["fine"], "data": {"labels_per_class": 999}}}}
+    with pytest.raises(ConfigError, match="labels per class requested"):
+        sslkit.run(bad, overrides={"trainer.max_steps": 2}, out=tmp_path / "q")
+    for d in (tmp_path / "q", tmp_path / "q" / "fine"):
+        assert json.loads((d / "metrics.json").read_text())["status"] == "failed"
+    assert json.loads((tmp_path / "q" / "pre" / "metrics.json").read_text())["status"] == "finished"

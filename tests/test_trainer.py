@@ -23,6 +23,7 @@ RECIPE = RECIPES / "supervised_digits.yaml"
 TINY = {"encoder.hidden": [64], "trainer.progress": False, "trainer.batch_size": 32}
 
 
+@pytest.mark.slow
 def test_run_writes_the_run_folder(tmp_path):
     res = sslkit.run(RECIPE, overrides={**TINY, "trainer.epochs": 3}, out=tmp_path / "run")
     d = res.run_dir
@@ -36,6 +37,7 @@ def test_run_writes_the_run_folder(tmp_path):
     assert sslkit.validate(d / "config.yaml")["encoder"]["hidden"] == [64]
 
 
+@pytest.mark.slow
 def test_seed_makes_runs_deterministic(tmp_path):
     a = sslkit.run(RECIPE, overrides={**TINY, "trainer.max_steps": 30}, out=tmp_path / "a").metrics
     b = sslkit.run(RECIPE, overrides={**TINY, "trainer.max_steps": 30}, out=tmp_path / "b").metrics
@@ -44,12 +46,14 @@ def test_seed_makes_runs_deterministic(tmp_path):
     assert a["train_loss"] != c["train_loss"]
 
 
+@pytest.mark.slow
 def test_supervised_digits_recipe_reaches_target(tmp_path):
     """The shipped default recipe at full size (a few seconds on CPU): >= 96 % test accuracy."""
     res = sslkit.run(RECIPE, overrides={"trainer.progress": False}, out=tmp_path / "full")
     assert res.metrics["test_accuracy"] >= 0.96
 
 
+@pytest.mark.slow
 def test_regularizer_adds_weighted_penalty(tmp_path):
     plain = sslkit.run(RECIPE, overrides={**TINY, "trainer.max_steps": 1, "trainer.log_every": 1}, out=tmp_path / "a")
     reg = sslkit.run(RECIPE, overrides={**TINY, "trainer.max_steps": 1, "trainer.log_every": 1,
@@ -87,6 +91,7 @@ def test_checkpoint_refuses_pickled_code(tmp_path):
         checkpoint.load(path)
 
 
+@pytest.mark.slow
 def test_resume_from_corrupt_checkpoint_is_a_clear_error(tmp_path):
     res = sslkit.run(RECIPE, overrides={**TINY, "trainer.max_steps": 5}, out=tmp_path / "r")
     (res.run_dir / "checkpoints" / "last.pt").write_bytes(b"\x00garbage")
@@ -111,6 +116,7 @@ class NanAfter(Supervised):
         return out._replace(loss=out.loss * float("nan")) if self.calls > self.after else out
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     overrides = {**TINY, "objectives": [{"name": "supervised"}, {"name": "test_nan_after", "after": 12}],
                  "trainer.max_steps": 50, "trainer.checkpoint_every": 5}
@@ -129,6 +135,7 @@ def _wait_for(path, timeout=120):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path):
     args = ["--set", "encoder.hidden=[64]", "--set", "trainer.progress=false", "--set", "trainer.max_steps=600",
             "--set", "trainer.checkpoint_every=25", "--set", "trainer.eval_every=100000"]
@@ -153,6 +160,7 @@ def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path):
     assert resumed["test_accuracy"] == ref["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_agree_with_one(tmp_path):
     over = ["--set", "encoder.hidden=[64]", "--set", "trainer.progress=false", "--set", "trainer.max_steps=40",
             "--set", "trainer.batch_size=64", "--set", "trainer.log_every=40"]

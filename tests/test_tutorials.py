@@ -22,6 +22,8 @@ import pytest
 
 from conftest import ROOT, sample_data_overrides, smoke_args
 
+pytestmark = pytest.mark.slow  # every test here trains or runs the CLI
+
 TUTORIALS = sorted((ROOT / "docs" / "tutorials").glob("*.md"))
 BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
 

@@ -122,6 +122,7 @@ def test_importance_sampled_nll_matches_exact_marginal():
     assert float(lots) == pytest.approx(float(exact.mean()), abs=0.01)
 
 
+@pytest.mark.slow
 def test_vae_recipe_end_to_end(tmp_path):
     res = sslkit.run(RECIPE, overrides={"trainer.max_steps": 3, "trainer.progress": False,
                                         "objectives[0].nll_samples": 5}, out=tmp_path / "r")
@@ -135,6 +136,7 @@ def test_vae_recipe_end_to_end(tmp_path):
         assert (res.run_dir / name).stat().st_size > 1000, name
 
 
+@pytest.mark.slow
 def test_gaussian_vae_on_tabular_data_and_errors(tmp_path):
     recipe = {"data": {"name": "moons"}, "encoder": {"name": "mlp", "hidden": [16]},
               "objectives": [{"name": "vae", "likelihood": "gaussian", "latent_dim": 2, "nll_samples": 3,

@@ -37,11 +37,10 @@ def _outcome(fn, raw):
         return None
 
 
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                      HealthCheck.function_scoped_fixture])
+HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 
 
-@FUZZ
+@settings(max_examples=25, deadline=None, suppress_health_check=HEALTH)
 @given(st.dictionaries(st.sampled_from(PATHS), values, max_size=4))
 def test_random_overrides_resolve_or_raise_config_error(overrides):
     try:
@@ -54,7 +53,8 @@ def test_random_overrides_resolve_or_raise_config_error(overrides):
     _outcome(runner.validate, raw)  # the CLI's validate path: builds the data and the parts too
 
 
-@FUZZ
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, suppress_health_check=HEALTH)
 @given(st.dictionaries(st.text(max_size=10) | st.sampled_from([p.split(".")[0] for p in PATHS]), values, max_size=5))
 def test_random_top_level_mappings(raw):
     _outcome(runner.validate, raw)

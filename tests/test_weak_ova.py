@@ -120,6 +120,7 @@ def test_bad_annotations_and_settings_are_config_errors():
         build_model(cfg, build_data(cfg))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe,steps,floor", [("weak_digits.yaml", 30, 0.6), ("weak_docstrings.yaml", 3, 0.0)])
 def test_recipes_run_at_smoke_size(recipe, steps, floor, tmp_path):
     """The reported accuracy is the saved model's; 30 steps of the digits recipe at seed 0 learn from the
@@ -131,6 +132,7 @@ def test_recipes_run_at_smoke_size(recipe, steps, floor, tmp_path):
     assert (tmp_path / "r" / "metrics.json").is_file()
 
 
+@pytest.mark.slow
 def test_crowd_layer_learns_classes_and_annotator_reliability(tmp_path):
     recipe = {"seed": 0, "encoder": {"name": "mlp", "hidden": [64]},
               "data": {"name": "digits", "annotators": 3, "annotator_accuracy": 0.6},

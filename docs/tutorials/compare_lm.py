@@ -40,7 +40,7 @@ def budget(extra=None) -> dict:
 
 
 def pretrain(name: str) -> dict:
-    res = sslkit.run(ROOT / "recipes" / f"lm_{name}.yaml", overrides=budget(), out=OUT / f"lm_{name}")
+    res = sslkit.run(ROOT / "recipes" / f"lm_{name}.yaml", overrides=budget(), out=OUT / f"lm_{name}", overwrite=True)
     curve = [json.loads(line) for line in (res.run_dir / "metrics.jsonl").read_text().splitlines()]
     key = METRIC[name]
     points = [(r["step"], r[key]) for r in curve if key in r]
@@ -57,7 +57,7 @@ def finetune(pretrained: bool) -> float:
     if SMOKE:
         over.update({"trainer.max_steps": 3, "data.max_length": 16, "data.test_size": 0.1})
     name = "ft_pretrained" if pretrained else "ft_scratch"
-    res = sslkit.run(ROOT / "recipes" / "finetune_docstrings.yaml", overrides=over, out=OUT / name,
+    res = sslkit.run(ROOT / "recipes" / "finetune_docstrings.yaml", overrides=over, out=OUT / name, overwrite=True,
                      stage=None if pretrained else "finetune")
     return res.metrics["finetune/test_accuracy"]
 

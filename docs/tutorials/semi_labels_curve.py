@@ -30,7 +30,8 @@ def main():
             overrides = {"data.labels_per_class": budget, "trainer.progress": False}
             if SMOKE:
                 overrides["trainer.max_steps"] = 3
-            run = sslkit.run(ROOT / "recipes" / recipe, overrides=overrides, out=OUT / f"{Path(recipe).stem}-{budget}")
+            run = sslkit.run(ROOT / "recipes" / recipe, overrides=overrides, out=OUT / f"{Path(recipe).stem}-{budget}",
+                             overwrite=True)
             results.setdefault(label, {})[budget] = run.metrics["test_accuracy"]
             print(f"{label:>24}  {budget:>2} labels/class  test_accuracy {run.metrics['test_accuracy']:.3f}")
     (OUT / "labels_curve.json").write_text(json.dumps(results, indent=2) + "\n")

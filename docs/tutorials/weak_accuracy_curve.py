@@ -36,7 +36,7 @@ def main():
             if SMOKE:
                 overrides["trainer.max_steps"] = 3
             run = sslkit.run(ROOT / "recipes" / "weak_digits.yaml", overrides=overrides,
-                             out=OUT / f"{'weak_ova' if objectives is None else 'majority'}-{p}")
+                             out=OUT / f"{'weak_ova' if objectives is None else 'majority'}-{p}", overwrite=True)
             results.setdefault(label, {})[p] = run.metrics["test_accuracy"]
             print(f"{label:>28}  annotator accuracy {p:.1f}  test_accuracy {run.metrics['test_accuracy']:.3f}")
     (OUT / "weak_accuracy_curve.json").write_text(json.dumps(results, indent=2) + "\n")
