@@ -94,8 +94,8 @@ def test_lazy_penalty_every_kth_discriminator_step_weighted_k():
     resumed, _ = tiny_gan(penalty="r1", penalty_every=3)
     resumed.load_state_dict(lazy.state_dict())
     assert resumed.discriminator_steps == 5
-    with pytest.raises(config.ConfigError, match="penalty_every"):
-        tiny_gan(penalty="r1", penalty_every=0)
+    with pytest.raises(config.ConfigError, match=r"^objectives\[0\]\.penalty_every: must be >= 1, got 0$"):
+        config.load_recipe(RECIPES / "gan_digits.yaml", ["objectives[0].penalty_every=0"])  # declared range
 
 
 def test_each_player_steps_only_its_own_parameters():
@@ -191,8 +191,8 @@ def test_bad_settings_name_their_recipe_key():
 
     enc = LinearEncoder(3, 4)
     ctx = ObjectiveContext(DataInfo("tabular", (3,), 0), enc, path="objectives[1]")
-    with pytest.raises(ConfigError, match=r"objectives\[1\]\.ema"):
-        GAN(ctx, ema=1.0)
+    with pytest.raises(ConfigError, match=r"^objectives\[0\]\.ema: must be in \[0, 1\), got 1.0$"):
+        config.load_recipe(RECIPE, ["objectives[0].ema=1.0"])  # the declared range, checked with the recipe
     with pytest.raises(ConfigError, match=r"objectives\[1\]\.generator_hidden"):
         GAN(ctx, generator="deconv")  # tabular rows are not images
     with pytest.raises(ConfigError, match=r"objectives\[1\]\.name.*text"):

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import torch
 from torch import nn
 
 from ..data import DataInfo
 from ..errors import ConfigError
+from ..schema import Range
 from ..registry import register
 from ..text.hf_tokenizer import HFTokenizer, check_source, require_transformers
 from .base import Encoder
@@ -83,7 +84,7 @@ class HFEncoder(Encoder):
 
     def __init__(self, info: DataInfo, *, model: Optional[str] = None, config: Optional[dict] = None,
                  tokenizer: Optional[str] = None, pooling: Optional[Literal["cls", "mean", "last"]] = None,
-                 freeze: bool = False, lr_decay: Optional[float] = None, gradient_checkpointing: bool = False,
+                 freeze: bool = False, lr_decay: Optional[Annotated[float, Range(0, 1, min_open=True)]] = None, gradient_checkpointing: bool = False,
                  allow_download: bool = False):
         super().__init__()
         transformers = require_transformers("encoder.name")
@@ -92,8 +93,6 @@ class HFEncoder(Encoder):
                                                "and config (a model with random weights)")
         if info.modality != "text" or info.tokenizer is None:
             raise ConfigError("encoder.name", f"'hf' takes text data, not {info.modality}")
-        if lr_decay is not None and not 0 < lr_decay <= 1:
-            raise ConfigError("encoder.lr_decay", f"must be in (0, 1], got {lr_decay}")
         tok = info.tokenizer
         self.model = (self._load(transformers, model, allow_download) if model is not None
                       else self._from_config(transformers, config, tok))

@@ -16,6 +16,7 @@ from torch import nn
 from ..data import DataInfo
 from ..errors import ConfigError
 from ..registry import register
+from ..schema import Count, Rate
 from .base import Encoder
 from .images import require_images, write_export
 
@@ -76,16 +77,12 @@ class WideResNet(Encoder):
 
     input_shape: tuple  # (C, H, W) of the data it was built for
 
-    def __init__(self, info: DataInfo, *, depth: int = 28, widen_factor: int = 2, drop_rate: float = 0.0,
-                 first_stride: int = 1):
+    def __init__(self, info: DataInfo, *, depth: Count = 28, widen_factor: Count = 2, drop_rate: Rate = 0.0,
+                 first_stride: Count = 1):
         super().__init__()
         require_images(info, "wrn")
         if depth < 10 or (depth - 4) % 6:
             raise ConfigError("encoder.depth", f"must be 6n + 4 with n >= 1 (e.g. 28), got {depth}")
-        if widen_factor < 1:
-            raise ConfigError("encoder.widen_factor", f"must be at least 1, got {widen_factor}")
-        if not 0.0 <= drop_rate < 1.0:
-            raise ConfigError("encoder.drop_rate", f"must be in [0, 1), got {drop_rate}")
         self.input_shape = tuple(info.input_shape)
         self.config = {"depth": depth, "widen_factor": widen_factor, "drop_rate": drop_rate,
                        "first_stride": first_stride, "in_chans": info.input_shape[0]}

@@ -7,7 +7,6 @@ from __future__ import annotations
 import torch
 
 from ..encoders.capabilities import ENCODER_DECODER
-from ..errors import ConfigError
 from ..registry import register
 from ..schema import Positive, Probability
 from ..text.lm_head import IGNORE, TiedLMHead, embedding_of
@@ -36,13 +35,6 @@ class DenoisingAutoencoder(TokenPrediction):
                  infill_prob: Probability = 0.3, poisson_lambda: Positive = 3.0, permute_prob: Probability = 1.0,
                  rotate_prob: Probability = 0.0):
         super().__init__()
-        probs = dict(mask_prob=mask_prob, delete_prob=delete_prob, infill_prob=infill_prob,
-                     permute_prob=permute_prob, rotate_prob=rotate_prob)
-        for key, value in probs.items():
-            if not 0 <= value <= 1:
-                raise ConfigError(f"{ctx.path}.{key}", f"must be in [0, 1], got {value}")
-        if poisson_lambda <= 0:
-            raise ConfigError(f"{ctx.path}.poisson_lambda", f"must be positive, got {poisson_lambda}")
         self.tokenizer = ctx.info.tokenizer
         self.noise = dict(permute=permute_prob, mask=mask_prob, delete=delete_prob, infill_p=infill_prob,
                           lam=poisson_lambda, rotate_p=rotate_prob)

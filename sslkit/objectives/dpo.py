@@ -44,8 +44,6 @@ class DPO(Objective):
 
     def __init__(self, ctx: ObjectiveContext, *, beta: Positive = 0.1, reference: Optional[str] = "sft"):
         super().__init__()
-        if beta <= 0:
-            raise ConfigError(f"{ctx.path}.beta", f"must be > 0, got {beta}")
         if ctx.data is not None and not {"ranked", "scores", "prompt_len"} <= set(ctx.data.train.columns):
             raise ConfigError("data", "'dpo' needs ranked responses: columns ranked, scores and prompt_len "
                                       "(e.g. data: {name: rlhf_toy, layout: rankings})")

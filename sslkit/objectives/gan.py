@@ -97,18 +97,8 @@ class GAN(Objective):
                  info_weight: NonNegative = 1.0):
         super().__init__()
         p = ctx.path
-        if not 0 <= ema < 1:
-            raise ConfigError(f"{p}.ema", f"must be in [0, 1), got {ema}")
-        if latent_dim < 1:
-            raise ConfigError(f"{p}.latent_dim", f"must be at least 1, got {latent_dim}")
-        if penalty_weight < 0:
-            raise ConfigError(f"{p}.penalty_weight", f"must be >= 0, got {penalty_weight}")
-        if penalty_every < 1:
-            raise ConfigError(f"{p}.penalty_every", f"must be at least 1, got {penalty_every}")
-        if categorical_code < 0 or categorical_code == 1:
+        if categorical_code == 1:
             raise ConfigError(f"{p}.categorical_code", f"must be 0 (off) or at least 2 categories, got {categorical_code}")
-        if info_weight < 0:
-            raise ConfigError(f"{p}.info_weight", f"must be >= 0, got {info_weight}")
         check_temperature(p, sample_temperature)
         self.range = data_range(ctx.data)
         if output == "auto":

@@ -18,11 +18,6 @@ from .token_prediction import TokenPrediction
 EVAL_SEED = 1234  # the test split is masked the same way at every evaluation, so curves are comparable
 
 
-def check_probability(value: float, path: str):
-    if not 0 < value < 1:
-        raise ConfigError(path, f"must be in (0, 1), got {value}")
-
-
 class MaskedObjective(TokenPrediction):
     """Shared by ``mlm`` and ``span``: a tied head over masked positions, and masked-token accuracy and
     perplexity on the test split (``test_masked_accuracy``, ``test_masked_perplexity``)."""
@@ -62,7 +57,6 @@ class MaskedLM(MaskedObjective):
     def __init__(self, ctx: ObjectiveContext, *, prob: OpenProbability = 0.15, mask_ratio: Probability = 0.8,
                  random_ratio: Probability = 0.1, whole_word: bool = False):
         super().__init__(ctx, "mlm")
-        check_probability(prob, f"{ctx.path}.prob")
         if mask_ratio < 0 or random_ratio < 0 or mask_ratio + random_ratio > 1:
             raise ConfigError(f"{ctx.path}.mask_ratio", f"mask_ratio + random_ratio must be in [0, 1], "
                                                         f"got {mask_ratio} + {random_ratio}")

@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 from ..encoders.capabilities import TWO_STREAM
-from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count, OpenProbability
 from ..text.lm_head import TiedLMHead, embedding_of
@@ -142,11 +141,6 @@ class PermutedLM(TokenPrediction):
                  plm_probability: OpenProbability = 1 / 6, max_span_length: Count = 5, mpnet_pred_probability: OpenProbability = 0.15):
         super().__init__()
         enc = ctx.encoder
-        for key, p in (("plm_probability", plm_probability), ("mpnet_pred_probability", mpnet_pred_probability)):
-            if not 0 < p < 1:
-                raise ConfigError(f"{ctx.path}.{key}", f"must be in (0, 1), got {p}")
-        if max_span_length < 1:
-            raise ConfigError(f"{ctx.path}.max_span_length", f"must be at least 1, got {max_span_length}")
         self.tokenizer = ctx.info.tokenizer
         self.style, self.mpnet_p = style, mpnet_pred_probability
         self.p, self.max_span = plm_probability, max_span_length

@@ -126,16 +126,6 @@ class PPO(RolloutObjective):
         if (reward_fn is None) == (reward_model is None):
             raise ConfigError(f"{ctx.path}.reward_fn", "give exactly one of reward_model (a stage) and reward_fn "
                                                        "(a 'module:function'); set the other to null")
-        for key, v in {"kl_coef": kl_coef, "clip": clip, "value_clip": value_clip}.items():
-            if v < 0:
-                raise ConfigError(f"{ctx.path}.{key}", f"must be >= 0, got {v}")
-        if kl_target is not None and kl_target <= 0:
-            raise ConfigError(f"{ctx.path}.kl_target", f"must be > 0, got {kl_target}")
-        if response_tokens < 1:
-            raise ConfigError(f"{ctx.path}.response_tokens", f"must be at least 1, got {response_tokens} "
-                                                             f"(an empty generation has nothing to optimise)")
-        if ppo_epochs < 1 or (minibatch_size is not None and minibatch_size < 1):
-            raise ConfigError(f"{ctx.path}.ppo_epochs", "ppo_epochs and minibatch_size must be at least 1")
         tok = ctx.info.tokenizer
         self.path, self.tokenizer = ctx.path, tok
         self.pad_id, self.eos_id = tok.pad_id, tok.sep_id

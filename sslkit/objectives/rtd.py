@@ -27,7 +27,6 @@ from ..text.lm_head import embedding_of, token_accuracy, token_loss
 from ..text.masking import mlm_mask
 from ..text.token_scores import TokenScores, seeded_test_batches
 from .base import ObjectiveContext, Objective, Output
-from .mlm import check_probability
 
 EVAL_SEED = 2468
 
@@ -76,7 +75,6 @@ class ReplacedTokenDetection(Objective):
                  temperature: Positive = 1.0):
         super().__init__()
         enc = ctx.encoder
-        check_probability(prob, f"{ctx.path}.prob")
         width = gen_width or max(enc.out_dim // 4, 8)
         if width % gen_heads:
             raise ConfigError(f"{ctx.path}.gen_heads", f"generator width {width} is not divisible by {gen_heads}")

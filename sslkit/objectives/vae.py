@@ -133,14 +133,6 @@ class VAE(Objective):
                  nll_samples: Count = 100, sample_temperature: Positive = 1.0):
         super().__init__()
         p = ctx.path
-        if latent_dim < 1:
-            raise ConfigError(f"{p}.latent_dim", f"must be at least 1, got {latent_dim}")
-        if beta < 0:
-            raise ConfigError(f"{p}.beta", f"must be >= 0, got {beta}")
-        if nll_samples < 1:
-            raise ConfigError(f"{p}.nll_samples", f"must be at least 1, got {nll_samples}")
-        if gaussian_std is not None and gaussian_std <= 0:
-            raise ConfigError(f"{p}.gaussian_std", f"must be > 0, got {gaussian_std}")
         check_temperature(p, sample_temperature)
         rng = data_range(ctx.data)
         if likelihood == "bernoulli" and rng is not None and (rng[0] < 0 or rng[1] > 1):
