@@ -137,3 +137,26 @@ def test_image_backbones_refuse_other_modalities():
     for name in ("wrn", "timm", "torchvision"):
         with pytest.raises(ConfigError, match="takes images"):
             build("encoders", name, DataInfo("tabular", (4,), 2))
+
+
+@pytest.mark.parametrize("spec", [{"name": "wrn", "depth": 10}, {"name": "timm", "model": "test_resnet"},
+                                  {"name": "torchvision", "model": "resnet18"}], ids=["wrn", "timm", "torchvision"])
+def test_an_exported_image_encoder_starts_a_new_one(spec, tmp_path):
+    """``encoder.init_from`` on an export folder: a freshly initialised encoder reads the weights back."""
+    from sslkit.export import load_export
+
+    torch.manual_seed(0)
+    trained = build("encoders", spec, CIFAR).eval()
+    trained.export(tmp_path / "e")
+    (tmp_path / "e" / "sslkit_encoder.json").write_text(json.dumps({"format": "own"}))  # as sslkit export adds
+    torch.manual_seed(1)
+    fresh = build("encoders", spec, CIFAR).eval()
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(fresh(x), trained(x))
+        load_export(fresh, tmp_path / "e")
+        assert torch.allclose(fresh(x), trained(x), atol=1e-6)
+    other = build("encoders", {"name": "wrn", "depth": 16}, CIFAR) if spec["name"] == "wrn" else None
+    if other is not None:
+        with pytest.raises(ConfigError, match="encoder.init_from: .*model.safetensors does not hold weights"):
+            load_export(other, tmp_path / "e")

@@ -91,3 +91,18 @@ def write_export(directory, state: dict, config: dict) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(directory / "model.safetensors"))
     (directory / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def load_export_into(module, directory, path: str = "encoder.init_from") -> None:
+    """Load the ``model.safetensors`` that :func:`write_export` (or timm's ``save_for_hf``) wrote into
+    ``module``: what ``encoder.init_from`` does with an exported folder of an image encoder."""
+    from safetensors.torch import load_file
+
+    weights = Path(directory) / "model.safetensors"
+    if not weights.is_file():
+        raise ConfigError(path, f"{directory} has no model.safetensors")
+    try:
+        module.load_state_dict(load_file(str(weights)))
+    except RuntimeError as exc:
+        raise ConfigError(path, f"{weights} does not hold weights for this encoder: "
+                                f"{' '.join(str(exc).split())[:400]}") from None

@@ -7,7 +7,7 @@ from ..data import DataInfo
 from ..errors import ConfigError, did_you_mean
 from ..registry import register
 from .base import Encoder
-from .images import probe_features, require_images, small_image_stem
+from .images import load_export_into, probe_features, require_images, small_image_stem
 
 
 @register("encoders", "timm")
@@ -57,6 +57,10 @@ class TimmEncoder(Encoder):
 
     def forward(self, x):
         return self.net(x)
+
+    def load_export(self, directory) -> None:
+        """Start from an exported folder (``encoder.init_from``)."""
+        load_export_into(self.net, directory)
 
     def export(self, directory) -> None:
         """timm's own format (``config.json`` + ``model.safetensors``, written by

@@ -9,7 +9,7 @@ from ..data import DataInfo
 from ..errors import ConfigError, did_you_mean
 from ..registry import register
 from .base import Encoder
-from .images import load_weights_file, probe_features, require_images, small_image_stem, write_export
+from .images import load_export_into, load_weights_file, probe_features, require_images, small_image_stem, write_export
 
 HEADS = ("fc", "classifier", "heads", "head")  # where torchvision's models keep their classifier
 
@@ -77,6 +77,10 @@ class TorchvisionEncoder(Encoder):
 
     def forward(self, x):
         return self.net(x)
+
+    def load_export(self, directory) -> None:
+        """Start from an exported folder (``encoder.init_from``)."""
+        load_export_into(self.net, directory)
 
     def export(self, directory) -> None:
         """``model.safetensors`` (the model's state dict without the removed classifier) and

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count, Rate
 from .base import Encoder
-from .images import require_images, write_export
+from .images import load_export_into, require_images, write_export
 
 BN_MOMENTUM, BN_EPS, SLOPE = 0.001, 0.001, 0.1
 
@@ -105,6 +105,10 @@ class WideResNet(Encoder):
     def forward(self, x):
         x = self.block3(self.block2(self.block1(self.conv1(x))))
         return torch.flatten(F.adaptive_avg_pool2d(self.relu(self.bn1(x)), 1), 1)
+
+    def load_export(self, directory) -> None:
+        """Start from an exported folder (``encoder.init_from``)."""
+        load_export_into(self, directory)
 
     def export(self, directory) -> None:
         """``model.safetensors`` with USB's parameter names and ``config.json`` with the architecture
