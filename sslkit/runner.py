@@ -164,7 +164,7 @@ def run(recipe: Union[str, Path, dict, None] = None, overrides=None, out=None, r
 def _run_stages(raw, overrides, recipe, out, resume, only) -> RunResult:
     """Run a staged recipe: each stage into ``<run>/<stage>/``; stages that finished are skipped on
     ``--resume``; the top-level ``metrics.json`` holds every stage's metrics as ``stage/metric``."""
-    from .stages import resolve_stages
+    from .stages import require_finished, resolve_stages
 
     stages = resolve_stages(raw, overrides)
     names = list(stages)
@@ -191,6 +191,8 @@ def _run_stages(raw, overrides, recipe, out, resume, only) -> RunResult:
             done = (dirs[name] / "metrics.json").is_file()
             if only is not None and name != only:
                 continue
+            if source and not (done and resume is not None):
+                require_finished(name, source, dirs[source])
             if done and resume is not None:
                 stage_metrics = json.loads((dirs[name] / "metrics.json").read_text())
             else:

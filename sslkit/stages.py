@@ -33,6 +33,17 @@ def _split_overrides(overrides) -> tuple[list, list]:
     return staged, shared
 
 
+def require_finished(name: str, source: str, source_dir) -> None:
+    """Refuse to start stage ``name`` from stage ``source`` unless ``source`` finished (its run folder
+    holds ``metrics.json``, written only after its last step): a failed or interrupted pretraining
+    stage has no final weights, or only a partial checkpoint, and the next stage must not start from
+    those (or from random weights) silently."""
+    if not (source_dir / "metrics.json").is_file():
+        raise ConfigError(f"stages.{name}.from", f"stage '{source}' did not finish (no metrics.json in {source_dir}); "
+                          f"run or resume it first (--stage {source}, or --resume on the run folder) "
+                          f"before stage '{name}'")
+
+
 def resolve_stages(raw: dict, overrides=()) -> dict:
     """``{stage name: (resolved recipe, name of the stage it starts from or None)}`` in order."""
     staged, shared = _split_overrides(overrides)
