@@ -172,6 +172,9 @@ def apply_overrides(cfg: dict, overrides) -> dict:
     return cfg
 
 
+MAX_SEED = 2**31 - 1
+
+
 def resolve(cfg: dict) -> dict:
     """Check a raw recipe against the schema and every part's signature; return it with defaults filled."""
     if not isinstance(cfg, dict):
@@ -181,6 +184,8 @@ def resolve(cfg: dict) -> dict:
     if not cfg:  # not a silent run of the defaults
         raise ConfigError("", "the recipe names no data and no objective")
     resolved = check_dataclass(cfg, Recipe, "")
+    if not 0 <= resolved["seed"] <= MAX_SEED:  # numpy / scikit-learn take 32-bit seeds; parts add small offsets
+        raise ConfigError("seed", f"must be in [0, {MAX_SEED}], got {resolved['seed']}")
     if not resolved["objectives"]:
         raise ConfigError("objectives", "at least one objective is required")
     return resolved

@@ -312,6 +312,10 @@ def _train_stages(stages, names, top, resuming, only, device) -> RunResult:
             continue
         if source:
             cfg["encoder"]["init_from"] = str(dirs[source])
+            if not (resuming and run_folder.is_finished(dirs[name])):
+                from .stages import require_finished
+
+                require_finished(name, source, dirs[source])
         try:
             stage_metrics = _train(cfg, dirs[name], resuming, device, {n: dirs[n] for n in names[:names.index(name)]})
         except Exception as exc:

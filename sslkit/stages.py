@@ -46,6 +46,19 @@ def export_stage(stage: dict, path: str, trained: list) -> dict:
     return {"export": stage["export"], "to": stage.get("to")}
 
 
+def require_finished(name: str, source: str, source_dir) -> None:
+    """Refuse to start stage ``name`` from stage ``source`` unless ``source`` finished (its run folder's
+    ``metrics.json`` says ``status: finished``, written only after its last step): a failed or interrupted
+    pretraining stage has no final weights, or only a partial checkpoint, and the next stage must not
+    start from those (or from random weights) silently."""
+    from .run_folder import is_finished
+
+    if not is_finished(source_dir):  # no metrics.json, or one with status failed/interrupted
+        raise ConfigError(f"stages.{name}.from", f"stage '{source}' did not finish ({source_dir} has no "
+                                                 f"finished metrics.json); run or resume it first (--stage {source}, or --resume on the run folder) "
+                                                 f"before stage '{name}'")
+
+
 def resolve_stages(raw: dict, overrides=()) -> dict:
     """``{stage name: (resolved recipe, name of the stage it starts from or None)}`` in order."""
     staged, shared = _split_overrides(overrides)

@@ -111,3 +111,16 @@ def test_every_shipped_recipe_validates():
     for path in sorted(RECIPES.glob("*.yaml")):
         cfg = config.load_recipe(path)
         assert cfg["objectives"], path
+
+
+def test_seed_any_value_in_range_and_a_clear_error_outside():
+    from sslkit.config import MAX_SEED, resolve
+    from sslkit.runner import build_data
+
+    for seed in (3, 9, 123456, MAX_SEED):  # nothing in a recipe is indexed by seed
+        cfg = resolve({"seed": seed, "data": {"name": "digits", "labels_per_class": 5}})
+        assert len(build_data(cfg).labeled) == 50
+    for bad in (-1, MAX_SEED + 1):
+        with pytest.raises(ConfigError, match=r"must be in \[0, 2147483647\]") as err:
+            resolve({"seed": bad})
+        assert err.value.path == "seed"

@@ -152,8 +152,12 @@ def test_threshold_that_masks_everything_is_reported(tmp_path):
 
 @pytest.mark.slow
 def test_digits_and_text_recipes_run(tmp_path):
-    res = smoke_run(tmp_path, "semi_digits.yaml", **{"trainer.max_steps": 2})
+    res = smoke_run(tmp_path, "semi_digits_fixmatch.yaml", **{"trainer.max_steps": 2})
     assert "test_accuracy" in res.metrics and "mean_mask_rate" in res.metrics
+    # the composed recipe: contrastive pretraining, then pseudo_label from its encoder
+    res = sslkit.run(RECIPES / "semi_digits.yaml", overrides={**SMOKE, "trainer.max_steps": 2}, out=tmp_path / "staged")
+    assert "finetune/test_accuracy" in res.metrics and "finetune/mean_mask_rate" in res.metrics
+    assert "pretrain/linear_probe_accuracy" in res.metrics
     res = sslkit.run(RECIPES / "semi_docstrings.yaml", overrides={**SMOKE, "trainer.max_steps": 2},
                      out=tmp_path / "text")
     assert "test_accuracy" in res.metrics and "mean_mask_rate" in res.metrics

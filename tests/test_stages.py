@@ -104,3 +104,25 @@ def test_staged_run_folder_is_guarded_like_a_single_run(tmp_path):
     for d in (tmp_path / "q", tmp_path / "q" / "fine"):
         assert json.loads((d / "metrics.json").read_text())["status"] == "failed"
     assert json.loads((tmp_path / "q" / "pre" / "metrics.json").read_text())["status"] == "finished"
+
+
+def test_stage_after_an_unfinished_stage_stops_with_an_error_naming_it(tmp_path):
+    """An interrupted pretraining stage (a checkpoint but no metrics.json) or a missing one: the next
+    stage refuses to start instead of training from partial or random weights."""
+    sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p")
+    (tmp_path / "p" / "pre" / "metrics.json").unlink()  # as if killed after its last checkpoint
+    with pytest.raises(ConfigError, match="stage 'pre' did not finish") as err:
+        sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p", stage="fine")
+    assert err.value.path == "stages.fine.from"
+    with pytest.raises(ConfigError, match="stage 'pre' did not finish"):
+        sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "q", stage="fine")
+    proc = sslkit_cli("run", "--stage", "fine", "--out", tmp_path / "q", "--set", "trainer.max_steps=3", _write_staged(tmp_path))
+    assert proc.returncode == 2 and "stage 'pre' did not finish" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _write_staged(tmp_path):
+    import yaml
+
+    path = tmp_path / "staged.yaml"
+    path.write_text(yaml.safe_dump(STAGED, sort_keys=False))
+    return path

@@ -2,7 +2,7 @@
 
     python docs/tutorials/semi_labels_curve.py
 
-Trains ``recipes/semi_digits.yaml`` and ``recipes/supervised_digits.yaml`` for each label budget
+Trains ``recipes/semi_digits_fixmatch.yaml`` and ``recipes/supervised_digits.yaml`` for each label budget
 and writes ``labels_curve.png`` and ``labels_curve.json`` into ``$SSLKIT_OUT`` (default
 ``runs/semi_labels_curve``). With ``SSLKIT_SMOKE=1`` every run stops after 3 steps.
 """
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMOKE = os.environ.get("SSLKIT_SMOKE") == "1"
 OUT = Path(os.environ.get("SSLKIT_OUT") or "runs/semi_labels_curve")
 BUDGETS = [2, 5] if SMOKE else [1, 2, 5, 10, 20]
-RECIPES = {"pseudo_label (FixMatch)": "semi_digits.yaml", "supervised only": "supervised_digits.yaml"}
+RECIPES = {"pseudo_label (FixMatch)": "semi_digits_fixmatch.yaml", "supervised only": "supervised_digits.yaml"}
 
 
 def main():

@@ -1,0 +1,61 @@
+"""The seed protocol shared by benchmarks/semi.py, weak.py, contrastive.py and generative.py."""
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from seeds import SeedTable, add_seed_args, parse_seeds  # noqa: E402
+
+
+def test_parse_seeds_ranges_and_lists():
+    assert parse_seeds("0-9") == list(range(10))
+    assert parse_seeds("3,1,1") == [1, 3]
+    assert parse_seeds("0-2,7") == [0, 1, 2, 7]
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_seeds(",")
+
+
+def test_default_seeds_and_threads():
+    args = add_seed_args(argparse.ArgumentParser()).parse_args([])
+    assert args.seeds == list(range(10)) and args.threads == 1
+    assert add_seed_args(argparse.ArgumentParser()).parse_args(["--seeds", "0"]).seeds == [0]
+
+
+def test_table_splits_tuning_from_held_out_and_counts_wins():
+    t = SeedTable("acc", ours=["ours"])
+    for seed, (ours, base) in enumerate([(0.9, 0.1), (0.9, 0.1), (0.9, 0.1),  # tuning: never in the headline
+                                         (0.5, 0.4), (0.5, 0.6), (0.7, 0.6)]):
+        t.add(seed, "ours", ours)
+        t.add(seed, "base", base)
+    s = t.summary("ours")
+    assert s["tuning_mean"] == pytest.approx(0.9)
+    assert s["held_out_mean"] == pytest.approx(0.5667, abs=1e-4)
+    assert (s["wins"], s["held_out_seeds"]) == (2, 3)
+    assert (t.summary("base")["wins"], t.summary("base")["held_out_seeds"]) == (2, 3)
+    md = t.markdown()
+    assert "| 4 | held-out | 0.5000 | 0.6000 |" in md
+    assert "beats every baseline on 2 of 3" in md
+
+
+def test_lower_is_better_table():
+    t = SeedTable("fd", ours=["ours"], higher_is_better=False)
+    t.add(5, "ours", 1.0)
+    t.add(5, "gauss", 2.0)
+    assert t.wins("ours", ["gauss"]) == (1, 1)
+
+
+def test_semi_benchmark_quick_mode(tmp_path):
+    """``--seeds 0`` at smoke size: one seed, every baseline beside sslkit, threads printed."""
+    env = {"SSLKIT_SMOKE": "1", "SSLKIT_OUT": str(tmp_path), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "semi.py"), "--seeds", "0", "--datasets", "moons"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in ("SVC (labeled rows)", "SelfTraining(SVC)", "LabelSpreading(knn)", "LabelSpreading(rbf)",
+                 "sslkit (semi_moons.yaml)", "torch threads 1", "| 0 | tuning |"):
+        assert name in out.stdout
