@@ -109,11 +109,14 @@ def test_staged_run_folder_is_guarded_like_a_single_run(tmp_path):
 def test_stage_after_an_unfinished_stage_stops_with_an_error_naming_it(tmp_path):
     """An interrupted pretraining stage (a checkpoint but no metrics.json) or a missing one: the next
     stage refuses to start instead of training from partial or random weights."""
-    sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p")
+    sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p", stage="pre")
     (tmp_path / "p" / "pre" / "metrics.json").unlink()  # as if killed after its last checkpoint
     with pytest.raises(ConfigError, match="stage 'pre' did not finish") as err:
         sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p", stage="fine")
     assert err.value.path == "stages.fine.from"
+    (tmp_path / "p" / "pre" / "metrics.json").write_text('{"status": "failed", "error": "bad data"}')
+    with pytest.raises(ConfigError, match="stage 'pre' did not finish"):  # a failed stage writes metrics.json too
+        sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p", stage="fine")
     with pytest.raises(ConfigError, match="stage 'pre' did not finish"):
         sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "q", stage="fine")
     proc = sslkit_cli("run", "--stage", "fine", "--out", tmp_path / "q", "--set", "trainer.max_steps=3", _write_staged(tmp_path))
