@@ -65,7 +65,7 @@ def test_gan_with_ema_generator_and_lazy_penalty_resumed_matches(tmp_path):
 
 
 def test_pseudo_labels_from_an_ema_teacher_resumed_match(tmp_path):
-    whole, resumed, _ = stopped_and_resumed(RECIPES / "semi_digits.yaml", 8, 4, tmp_path,
+    whole, resumed, _ = stopped_and_resumed(RECIPES / "semi_digits_fixmatch.yaml", 8, 4, tmp_path,
                                             **{"encoder.channels": [8, 16], "objectives[0].relation": "teacher",
                                                "trainer.scheduler": {"name": "constant"},
                                                "objectives[0].unlabeled_ratio": 2, "trainer.batch_size": 16,

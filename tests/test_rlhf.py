@@ -286,9 +286,11 @@ def test_error_cases(pipeline, tmp_path):
     # a prompt longer than the context left for the response
     with pytest.raises(ConfigError, match="exceed the context"):
         PPO(ctx, response_tokens=30)
-    # an empty generation: nothing to sample or optimise
-    with pytest.raises(ConfigError, match="empty generation"):
-        PPO(ctx, response_tokens=0)
+    # an empty generation: nothing to sample or optimise (the declared range, checked with the recipe)
+    from sslkit.schema import build
+
+    with pytest.raises(ConfigError, match=r"^objectives\[0\]\.response_tokens: must be >= 1, got 0$"):
+        build("objectives", {"name": "ppo", "response_tokens": 0}, ctx, path="objectives[0]")
     with pytest.raises(ConfigError, match="no earlier stage 'rm'"):
         PPO(ctx, reward_model="rm")
     with pytest.raises(ConfigError, match="exactly one"):
