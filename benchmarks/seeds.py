@@ -16,6 +16,7 @@ that same split, so a per-seed comparison is paired.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -41,8 +42,10 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def add_seed_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--seeds`` (default 0-9; ``--seeds 0`` is the quick mode) and ``--threads`` (default 1)."""
-    parser.add_argument("--seeds", type=parse_seeds, default=list(DEFAULT_SEEDS),
+    """``--seeds`` (default 0-9; ``--seeds 0`` is the quick mode, and the default under ``SSLKIT_SMOKE=1``,
+    where the tutorials' tests run the benchmarks only to see that they run) and ``--threads`` (default 1)."""
+    smoke = os.environ.get("SSLKIT_SMOKE") == "1"
+    parser.add_argument("--seeds", type=parse_seeds, default=[0] if smoke else list(DEFAULT_SEEDS),
                         help="seeds to run, e.g. 0-9 (default), 0-2 (tuning only), 0 (quick)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads, also passed as trainer.threads (1: these small models gain "
