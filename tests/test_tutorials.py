@@ -4,7 +4,9 @@ In each fenced ``bash`` block, a line starting with ``sslkit run`` is run with
 ``--set trainer.max_steps=3`` (and the tutorial's other ``--set`` flags) into a temporary
 folder (a recipe reading an image dataset from ``data.root`` gets tiny generated files there); a line starting with ``python`` runs with ``SSLKIT_SMOKE=1`` in the environment, which
 tutorial scripts honour by shrinking their runs; ``sslkit`` lines of other sub-commands run
-as they are.
+as they are. Every line runs in the test's own process (click's runner for ``sslkit``, runpy for
+``python``), which skips the seconds a new interpreter spends importing torch; the CLI's own
+process-level behaviour (exit codes, signals) is tested in test_run_folder.py and test_registry_cli.py.
 
 A tutorial marked ``<!-- tutorial: one folder -->`` is a pipeline whose commands use each other's
 outputs (a model folder, a run, an export): its commands run in order, in one temporary working
@@ -12,15 +14,17 @@ folder, with the repository's files (recipes, scripts) given by absolute path.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import runpy
 import shlex
-import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT, sample_data_overrides, smoke_args
+from conftest import ROOT, sample_data_overrides, smoke_args, sslkit_main
 
 pytestmark = pytest.mark.slow  # every test here trains or runs the CLI
 
@@ -47,36 +51,60 @@ def test_tutorials_have_commands():
         assert list(commands(p)), f"{p.name} has no runnable command"
 
 
-@pytest.mark.parametrize("path,command", CASES, ids=[f"{p.stem}:{i}" for i, (p, _) in enumerate(CASES)])
-def test_tutorial_command(path, command, tmp_path):
-    argv = shlex.split(command)
-    env = {**os.environ, "SSLKIT_SMOKE": "1", "SSLKIT_OUT": str(tmp_path)}
+def run_line(argv, monkeypatch) -> tuple:
+    """Run one tutorial line in this process, as the shell would run it: ``sslkit ...`` through click's
+    runner, ``python script.py ARGS`` / ``python -m module ARGS`` through runpy with ``sys.argv`` set.
+    In-process saves the seconds each new Python spends importing torch (most of a smoke run's time).
+    Returns (exit code, output)."""
     if argv[0] == "sslkit":
-        if argv[1] == "run":
-            # redirect any --out into the temporary folder, keep its name so later commands can refer to it
-            for i, a in enumerate(argv):
-                if a == "--out":
-                    argv[i + 1] = str(tmp_path / os.path.basename(argv[i + 1]))
-            if "--out" not in argv:
-                argv += ["--out", str(tmp_path / "run")]
-            # a recipe reading an image dataset from disk gets tiny generated files instead
-            argv += smoke_args(**sample_data_overrides(ROOT / argv[2], tmp_path / "data"))
-        argv = [sys.executable, "-m", "sslkit", *argv[1:]]
-    else:
-        argv = [sys.executable, *argv[1:]]
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        proc = sslkit_main(*argv[1:])
+        return proc.returncode, proc.stdout[-2000:] + "\n" + proc.stderr[-3000:]
+    args = argv[1:]
+    module = args[1] if args[0] == "-m" else None
+    script = None if module else args[0]
+    monkeypatch.setattr(sys, "argv", [module or script, *(args[2:] if module else args[1:])])
+    if script:  # python puts the script's folder first on sys.path
+        monkeypatch.syspath_prepend(os.path.dirname(os.path.abspath(script)))
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            if module:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return code, out.getvalue()[-2000:] + f"\n{exc.code}"
+    return 0, out.getvalue()[-2000:]
+
+
+@pytest.mark.parametrize("path,command", CASES, ids=[f"{p.stem}:{i}" for i, (p, _) in enumerate(CASES)])
+def test_tutorial_command(path, command, tmp_path, monkeypatch):
+    argv = shlex.split(command)
+    monkeypatch.setenv("SSLKIT_SMOKE", "1")
+    monkeypatch.setenv("SSLKIT_OUT", str(tmp_path))
+    monkeypatch.chdir(ROOT)  # tutorials name recipes and scripts relative to the repository root
+    if argv[:2] == ["sslkit", "run"]:
+        # redirect any --out into the temporary folder, keep its name so later commands can refer to it
+        for i, a in enumerate(argv):
+            if a == "--out":
+                argv[i + 1] = str(tmp_path / os.path.basename(argv[i + 1]))
+        if "--out" not in argv:
+            argv += ["--out", str(tmp_path / "run")]
+        # a recipe reading an image dataset from disk gets tiny generated files instead
+        argv += smoke_args(**sample_data_overrides(ROOT / argv[2], tmp_path / "data"))
+    code, output = run_line(argv, monkeypatch)
+    assert code == 0, f"{command}\n{output}"
 
 
 @pytest.mark.parametrize("path", PIPELINES, ids=[p.stem for p in PIPELINES])
-def test_tutorial_pipeline(path, tmp_path):
-    env = {**os.environ, "SSLKIT_SMOKE": "1", "SSLKIT_OUT": str(tmp_path),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+def test_tutorial_pipeline(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("SSLKIT_SMOKE", "1")
+    monkeypatch.setenv("SSLKIT_OUT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
     for command in commands(path):
         argv = [str(ROOT / a) if (ROOT / a).exists() and "/" in a else a for a in shlex.split(command)]
-        if argv[0] == "sslkit":
-            argv = [sys.executable, "-m", "sslkit", *argv[1:], *(smoke_args() if argv[1] == "run" else [])]
-        else:
-            argv = [sys.executable, *argv[1:]]
-        proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
-        assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        if argv[:2] == ["sslkit", "run"]:
+            argv += smoke_args()
+        code, output = run_line(argv, monkeypatch)
+        assert code == 0, f"{command}\n{output}"
