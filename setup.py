@@ -21,9 +21,10 @@ setup(
         "scipy>=1.10",  # SVHN's .mat files (scikit-learn needs it anyway)
     ],
     extras_require={
-        # tokenizers, transformers and timm in test: CI runs the BPE, Hugging Face and timm tests
-        "test": ["pytest>=7", "hypothesis>=6", "tokenizers>=0.15", "transformers>=4.46", "safetensors>=0.4",
-                 "timm>=1.0.16"],
+        # tokenizers, transformers and timm in test: CI runs the BPE, Hugging Face and timm tests;
+        # pytest-xdist: the README's test command spreads the suite over the machine's cores (-n auto)
+        "test": ["pytest>=7", "pytest-xdist>=3.2", "hypothesis>=6", "tokenizers>=0.15", "transformers>=4.46",
+                 "safetensors>=0.4", "timm>=1.0.16"],
         "bpe": ["tokenizers>=0.15"],
         "hf": ["transformers>=4.46", "tokenizers>=0.15", "safetensors>=0.4"],
         "timm": ["timm>=1.0.16"],
