@@ -68,8 +68,8 @@ class Propagation(Relation):
     that its total over the unlabeled nodes is the class's share of the labeled training rows (Zhu,
     Ghahramani & Lafferty 2003's class mass normalisation): a class whose seeds happen to carry more
     mass in a batch (one labeled row drawn more often than another, or seeds deep inside a dense
-    region) no longer swallows the nodes between the classes. Weight ``1 - H(p) / log C`` (Iscen et al.'s certainty) when
-    ``certainty_weight``, else 1; times ``1[max_c p_c >= threshold]``. A node the labels never reach
+    region) no longer swallows the nodes between the classes. Weight ``1 - H(p) / log C`` (Iscen
+    et al.'s certainty) when ``certainty_weight``, else 1; times ``1[max_c p_c >= threshold]``. A node the labels never reach
     gets a uniform ``p`` and weight 0.
 
     space: ``features`` or ``input``. kernel: ``cosine`` or ``gaussian`` (default: cosine on
