@@ -161,6 +161,33 @@ def test_propagation_matches_closed_form():
     assert np.allclose(out.weight.numpy(), 1 - H / np.log(2), atol=1e-5)
 
 
+def test_propagation_class_mass_normalisation():
+    # class 0 seeded twice at x=0, class 1 once at x=3: raw propagation hands even x=2.5, next to the
+    # class-1 seed, to class 0 (more seed mass); class mass normalisation rescales each class's column
+    # to the labeled rows' prior (uniform without labeled rows in the context; 2/3, 1/3 with rows
+    # [0, 0, 1]) before normalising rows
+    x = [[0.5, 0.0], [1.5, 0.0], [2.5, 0.0]]
+    kw = dict(x=x, features=torch.zeros(3, 3), labeled_x=[[0.0, 0.0], [0.0, 0.0], [3.0, 0.0]], labeled_y=[0, 0, 1])
+    cfg = {"name": "propagation", "space": "input", "k": 5, "alpha": 0.9, "bandwidth": 1.0, "certainty_weight": False}
+    raw = make(cfg)(inp(**kw))
+    xs = np.array([0.0, 0.0, 3.0, 0.5, 1.5, 2.5])
+    S = np.exp(-(xs[:, None] - xs[None, :]) ** 2 / 2)
+    np.fill_diagonal(S, 0)
+    W = 2 * S  # k = 5: every node links to the 5 others
+    d = 1 / np.sqrt(W.sum(1))
+    Y = np.zeros((6, 2))
+    Y[[0, 1], 0], Y[2, 1] = 1, 1
+    Fm = np.linalg.solve(np.eye(6) - 0.9 * d[:, None] * W * d[None, :], Y)[3:]
+    assert np.allclose(raw.probs.numpy(), Fm / Fm.sum(1, keepdims=True), atol=1e-5)
+    assert raw.probs.argmax(1).tolist() == [0, 0, 0]
+    for prior, labeled_y, expected in (([0.5, 0.5], None, [0, 0, 1]), ([2 / 3, 1 / 3], [0, 0, 1], [0, 0, 0])):
+        out = build("relations", {**cfg, "class_mass": True}, ctx(labeled_y=labeled_y),
+                    path="objectives[0].relation")(inp(**kw))
+        G = Fm * np.array(prior) / Fm.sum(0)
+        assert np.allclose(out.probs.numpy(), G / G.sum(1, keepdims=True), atol=1e-5)
+        assert out.probs.argmax(1).tolist() == expected
+
+
 def test_propagation_unreached_node_is_masked():
     # k = 1: the far unlabeled pair only links to itself, so no label reaches it
     r = make({"name": "propagation", "space": "input", "k": 1, "bandwidth": 1.0})

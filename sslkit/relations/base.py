@@ -75,6 +75,16 @@ class Relation(nn.Module):
         """Update state that follows the student's weights; nothing by default."""
 
 
+def class_prior(ctx: RelationContext) -> torch.Tensor:
+    """The class frequencies of the labeled training rows (``[C]``, sums to 1); uniform when the
+    context has none."""
+    C = ctx.info.num_classes
+    if ctx.labeled is not None and "y" in ctx.labeled and len(ctx.labeled):
+        counts = torch.bincount(ctx.labeled["y"], minlength=C).float()
+        return counts / counts.sum()
+    return torch.full((C,), 1.0 / C)
+
+
 def confidence_mask(probs: torch.Tensor, threshold) -> torch.Tensor:
     """``1.0`` where ``max_c probs`` reaches ``threshold`` (a number or a per-sample tensor), else ``0.0``."""
     return (probs.max(1).values >= threshold).to(probs.dtype)

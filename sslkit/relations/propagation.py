@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count, NonNegative, OpenProbability, Positive, Probability
-from .base import Relation, RelationContext, RelationInput, Targets, confidence_mask
+from .base import Relation, RelationContext, RelationInput, Targets, class_prior, confidence_mask
 
 
 def affinity(points: torch.Tensor, kernel: str, gamma: float = 3.0, k: int = 10,
@@ -64,28 +64,34 @@ class Propagation(Relation):
     in the student's current feature space (``space: features``) or on the inputs themselves
     (``space: input``, the weak views of ``z`` and ``X`` as fed to the student) — the labels of
     ``X`` are spread with :func:`propagate`, and each unlabeled node's non-negative scores are
-    normalised into ``p``. Weight ``1 - H(p) / log C`` (Iscen et al.'s certainty) when
-    ``certainty_weight``, else 1; times ``1[max_c p_c >= threshold]``. A node the labels never reach
+    normalised into ``p``. With ``class_mass``, each class's column of scores is first rescaled so
+    that its total over the unlabeled nodes is the class's share of the labeled training rows (Zhu,
+    Ghahramani & Lafferty 2003's class mass normalisation): a class whose seeds happen to carry more
+    mass in a batch (one labeled row drawn more often than another, or seeds deep inside a dense
+    region) no longer swallows the nodes between the classes. Weight ``1 - H(p) / log C`` (Iscen
+    et al.'s certainty) when ``certainty_weight``, else 1; times ``1[max_c p_c >= threshold]``. A node the labels never reach
     gets a uniform ``p`` and weight 0.
 
     space: ``features`` or ``input``. kernel: ``cosine`` or ``gaussian`` (default: cosine on
     features, gaussian on inputs). k: neighbours per node. alpha: propagation strength in (0, 1).
     gamma: cosine affinity exponent. bandwidth: gaussian sigma (default: median k-th neighbour
     distance). certainty_weight: entropy-based weights. threshold: confidence of ``p`` needed to
-    use a sample.
+    use a sample. class_mass: class mass normalisation of the scores.
     """
 
     def __init__(self, ctx: RelationContext, *, space: Literal["features", "input"] = "features",
                  kernel: Optional[Literal["cosine", "gaussian"]] = None, k: Count = 10, alpha: OpenProbability = 0.99,
                  gamma: NonNegative = 3.0, bandwidth: Optional[Positive] = None, certainty_weight: bool = True,
-                 threshold: Probability = 0.0):
+                 threshold: Probability = 0.0, class_mass: bool = False):
         super().__init__()
         if space == "input" and ctx.info.modality == "text":
             raise ConfigError(f"{ctx.path}.space", "token ids have no geometry; use space: features for text")
         self.space, self.k, self.alpha, self.gamma, self.bandwidth = space, k, alpha, gamma, bandwidth
         self.kernel = kernel or ("cosine" if space == "features" else "gaussian")
         self.certainty_weight, self.threshold = certainty_weight, threshold
-        self.num_classes = ctx.info.num_classes
+        self.num_classes, self.class_mass = ctx.info.num_classes, class_mass
+        # derived from the data at build time, so not checkpointed (older checkpoints load unchanged)
+        self.register_buffer("prior", class_prior(ctx), persistent=False)
 
     @torch.no_grad()
     def forward(self, inp: RelationInput) -> Targets:
@@ -98,6 +104,8 @@ class Propagation(Relation):
         Y = torch.zeros(len(points), C, device=sim.device)
         Y[torch.arange(n, device=sim.device), inp.labeled_y] = 1.0
         scores = propagate(knn_graph(sim, self.k), Y, self.alpha)[n:].clamp_min(0)
+        if self.class_mass:
+            scores = scores * (self.prior / scores.sum(0).clamp_min(1e-12))
         total = scores.sum(1, keepdim=True)
         reached = total > 1e-12
         probs = torch.where(reached, scores / total.clamp_min(1e-12), torch.full_like(scores, 1.0 / C))

@@ -5,7 +5,7 @@ import torch
 
 from ..registry import register
 from ..schema import Positive, Probability, Rate
-from .base import Relation, RelationContext, RelationInput, Targets, confidence_mask, sharpen
+from .base import Relation, RelationContext, RelationInput, Targets, class_prior, confidence_mask, sharpen
 
 
 @register("relations", "soft")
@@ -26,11 +26,7 @@ class Soft(Relation):
         super().__init__()
         self.temperature, self.align, self.momentum, self.threshold = temperature, align, momentum, threshold
         C = ctx.info.num_classes
-        prior = torch.full((C,), 1.0 / C)
-        if ctx.labeled is not None and "y" in ctx.labeled and len(ctx.labeled):
-            counts = torch.bincount(ctx.labeled["y"], minlength=C).float()
-            prior = counts / counts.sum()
-        self.register_buffer("prior", prior)
+        self.register_buffer("prior", class_prior(ctx))
         self.register_buffer("running_mean", torch.full((C,), 1.0 / C))
 
     @torch.no_grad()
