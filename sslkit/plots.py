@@ -47,24 +47,29 @@ def save_image_grid(images: torch.Tensor, path: Path, title: str = "", ncol: int
                     row_labels: Optional[list] = None) -> None:
     """Draw ``images`` [N, C, H, W] (values clipped to [0, 1]; first channel, or RGB when C == 3) in a
     grid ``ncol`` wide and save it as a PNG."""
+    from torchvision.utils import make_grid
+
     plt = pyplot()
     images = images.detach().float().cpu().clamp(0, 1)
-    n = len(images)
-    nrow = max(1, math.ceil(n / ncol))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(ncol * 0.8, nrow * 0.8 + (0.4 if title else 0)), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if i >= n:
-            ax.axis("off")
-        else:
-            img = images[i].permute(1, 2, 0).numpy() if images.shape[1] == 3 else images[i, 0].numpy()
-            ax.imshow(img, cmap=None if images.shape[1] == 3 else "gray_r", vmin=0, vmax=1)
+    rgb = images.shape[1] == 3
+    images = images if rgb else images[:, :1]
+    nrow = max(1, math.ceil(len(images) / ncol))
+    # one tiled image and one imshow: an axes per cell cost ~40 ms each (seconds for a 10x10 grid)
+    pad = 1
+    grid = make_grid(images, nrow=ncol, padding=pad, pad_value=1.0 if rgb else 0.15)
+    fig, ax = plt.subplots(figsize=(ncol * 0.8, nrow * 0.8 + (0.4 if title else 0)))
+    ax.imshow(grid.permute(1, 2, 0).numpy() if rgb else grid[0].numpy(), cmap=None if rgb else "gray_r",
+              vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks([])
+    cell = images.shape[2] + pad
     if row_labels:
-        for r, label in enumerate(row_labels[:nrow]):
-            axes[r, 0].set_ylabel(label, fontsize=7)  # ticks are off, the frame stays like the other cells'
+        ax.set_yticks([pad + cell * r + images.shape[2] / 2 for r in range(min(nrow, len(row_labels)))],
+                      row_labels[:nrow], fontsize=7)
+        ax.tick_params(length=0)
+    else:
+        ax.set_yticks([])
     if title:
-        fig.suptitle(title, fontsize=9)
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

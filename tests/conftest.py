@@ -62,6 +62,19 @@ def sample_data_overrides(recipe, folder: Path) -> dict:
     return {"data.root": str(folder), "trainer.batch_size": 4}
 
 
+# Recipes whose smoke run at their own batch size costs seconds per step: PML's NTXentLoss builds an
+# [n positive pairs, n negative pairs] matrix (512 x 261,120 entries at the recipe's batch of 256).
+SMOKE_BATCH = {"pml_digits": 32}
+
+
+def recipe_smoke_overrides(recipe, folder: Path) -> dict:
+    """The overrides beside :data:`SMOKE` that a smoke run of ``recipe`` needs: tiny image files
+    (:func:`sample_data_overrides`) and a smaller batch where :data:`SMOKE_BATCH` names one."""
+    stem = Path(recipe).stem
+    extra = {"trainer.batch_size": SMOKE_BATCH[stem]} if stem in SMOKE_BATCH else {}
+    return {**extra, **sample_data_overrides(recipe, folder)}
+
+
 def pytest_configure(config):
     """hypothesis keeps example and constant caches in a home folder; keep it out of the repository."""
     try:

@@ -18,7 +18,7 @@ from sslkit.objectives.base import ObjectiveContext
 from sslkit.objectives.bilm import BidirectionalLM
 from sslkit.text.tokenizers import ByteTokenizer
 
-from conftest import RECIPES, smoke_args, sslkit_cli
+from conftest import RECIPES, smoke_args, sslkit_main
 
 TOK = ByteTokenizer()
 T = 12
@@ -109,7 +109,7 @@ def test_bilm_rejects_encoders_without_separate_directions(over):
 
 @pytest.mark.slow
 def test_bilm_recipe_reports_test_perplexity_from_the_cli(tmp_path):
-    proc = sslkit_cli("run", RECIPES / "lm_bilm.yaml", "--out", tmp_path / "bilm",
+    proc = sslkit_main("run", RECIPES / "lm_bilm.yaml", "--out", tmp_path / "bilm",
                       *smoke_args(**{"trainer.batch_size": 16, "data.max_length": 32, "data.max_documents": 16}))
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "bilm" / "metrics.json").read_text())

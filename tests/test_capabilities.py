@@ -11,7 +11,7 @@ from sslkit.encoders.capabilities import (BIDIRECTIONAL, CAUSAL, ENCODER_DECODER
 from sslkit.errors import ConfigError
 from sslkit.registry import registry
 
-from conftest import RECIPES, sslkit_cli
+from conftest import RECIPES, sslkit_main
 
 
 def test_registered_encoders_declare_what_they_can_do():
@@ -50,8 +50,8 @@ def test_an_objective_on_an_encoder_without_its_capability_is_one_line():
 
 
 def test_describe_shows_capabilities_and_needs():
-    enc = sslkit_cli("describe", "encoders/gpt")
+    enc = sslkit_main("describe", "encoders/gpt")
     assert enc.returncode == 0 and "capabilities: token encoder, causal token encoder" in enc.stdout
-    obj = sslkit_cli("describe", "objectives/mlm")
+    obj = sslkit_main("describe", "objectives/mlm")
     assert obj.returncode == 0 and "needs: bidirectional token encoder" in obj.stdout
-    assert "needs: any encoder" in sslkit_cli("describe", "objectives/supervised").stdout
+    assert "needs: any encoder" in sslkit_main("describe", "objectives/supervised").stdout

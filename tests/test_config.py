@@ -6,7 +6,7 @@ import pytest
 from sslkit import config
 from sslkit.errors import ConfigError
 
-from conftest import RECIPES, sslkit_cli
+from conftest import RECIPES, sslkit_cli, sslkit_main
 
 
 def resolve(raw):
@@ -93,7 +93,7 @@ def test_recipe_must_be_mapping(tmp_path):
     (["describe", "supervized"], "did you mean 'supervised'"),
 ])
 def test_cli_errors_exit_2_without_traceback(args, fragment):
-    proc = sslkit_cli(*args)
+    proc = sslkit_main(*args)
     assert proc.returncode == 2, proc.stderr
     assert fragment in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -101,6 +101,7 @@ def test_cli_errors_exit_2_without_traceback(args, fragment):
 
 @pytest.mark.slow
 def test_cli_malformed_yaml(tmp_path):
+    """In a real ``python -m sslkit`` process (the other CLI tests run in this one): exit 2, no traceback."""
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: {name: digits\n")
     proc = sslkit_cli("run", bad)

@@ -13,7 +13,7 @@ from sslkit import config
 from sslkit.errors import ConfigError
 from sslkit.runner import build_data, build_model
 
-from conftest import sslkit_cli
+from conftest import sslkit_main
 
 pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
@@ -288,7 +288,7 @@ def test_export_stage_reloads_with_transformers_alone_and_starts_a_run(hf_models
 
     with pytest.raises(ConfigError, match=r"^--to: .*export already exists"):
         export(res.run_dir, folder)
-    proc = sslkit_cli("export", res.run_dir, "--to", folder)
+    proc = sslkit_main("export", res.run_dir, "--to", folder)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "already exists" in proc.stderr
 
 

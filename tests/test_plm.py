@@ -16,7 +16,7 @@ from sslkit.objectives.base import ObjectiveContext
 from sslkit.objectives.plm import PermutedLM, mpnet_masks, mpnet_permutation
 from sslkit.text.tokenizers import ByteTokenizer
 
-from conftest import RECIPES, smoke_args, sslkit_cli
+from conftest import RECIPES, smoke_args, sslkit_main
 
 TOK = ByteTokenizer()
 SPECIALS = torch.tensor(TOK.special_ids)
@@ -152,7 +152,7 @@ def test_style_is_validated():
 
 @pytest.mark.slow
 def test_mpnet_recipe_reports_test_perplexity_from_the_cli(tmp_path):
-    proc = sslkit_cli("run", RECIPES / "lm_plm.yaml", "--out", tmp_path / "mpnet",
+    proc = sslkit_main("run", RECIPES / "lm_plm.yaml", "--out", tmp_path / "mpnet",
                       *smoke_args(**{"objectives[0].style": "mpnet", "trainer.batch_size": 16,
                                      "data.max_length": 32, "data.max_documents": 16}))
     assert proc.returncode == 0, proc.stderr

@@ -18,7 +18,7 @@ from sslkit.errors import ConfigError
 from sslkit.objectives.base import ObjectiveContext
 from sslkit.schema import build
 
-from conftest import RECIPES, SMOKE, sslkit_cli, recomputed_accuracy
+from conftest import RECIPES, SMOKE, sslkit_main, recomputed_accuracy
 
 
 class Linear2(nn.Linear):
@@ -172,7 +172,7 @@ def test_more_labels_per_class_than_a_class_has(tmp_path):
 
 @pytest.mark.slow
 def test_zero_labels_per_class_is_rejected_by_the_cli():
-    proc = sslkit_cli("run", RECIPES / "semi_moons.yaml", "--set", "data.labels_per_class=0",
+    proc = sslkit_main("run", RECIPES / "semi_moons.yaml", "--set", "data.labels_per_class=0",
                       "--set", "trainer.max_steps=1")
     assert proc.returncode == 2
     assert "data.labels_per_class: must be >= 1, got 0" in proc.stderr + proc.stdout

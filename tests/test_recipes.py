@@ -7,7 +7,7 @@ import pytest
 
 import sslkit
 
-from conftest import RECIPES, ROOT, SMOKE, sample_data_overrides
+from conftest import RECIPES, ROOT, SMOKE, recipe_smoke_overrides
 
 pytestmark = pytest.mark.slow  # every test here trains or runs the CLI
 
@@ -21,7 +21,7 @@ def test_recipe_runs_at_smoke_size(path, tmp_path, monkeypatch, request):
         if f"models/tiny-{kind}" in path.read_text():  # the folder `python -m sslkit.encoders.hf_tiny` makes
             shutil.copytree(request.getfixturevalue("hf_models")[kind], tmp_path / "models" / f"tiny-{kind}")
             monkeypatch.chdir(tmp_path)
-    data = sample_data_overrides(path, tmp_path / "data")  # image datasets: tiny files, nothing downloaded
+    data = recipe_smoke_overrides(path, tmp_path / "data")  # image datasets: tiny files, nothing downloaded
     sslkit.validate(path, [f"{k}={v}" for k, v in data.items()])
     res = sslkit.run(path, overrides={**SMOKE, **data}, out=tmp_path / path.stem)
     assert (res.run_dir / "metrics.json").is_file()

@@ -303,12 +303,12 @@ def test_error_cases(pipeline, tmp_path):
         with pytest.raises(TrainingError, match=msg):
             bad.rollout(pdata.test["x"][:3], pdata.test["prompt_len"][:3], model.encoder)
     # the CLI names the stage and path, without a traceback
-    from conftest import sslkit_cli
+    from conftest import sslkit_main
 
     recipe = tmp_path / "bad.yaml"
     raw2 = json.loads(json.dumps(raw))
     raw2["stages"]["ppo"]["objectives"][0]["reward_modle"] = "reward"
     recipe.write_text(sslkit.config.dump(raw2))
-    proc = sslkit_cli("run", recipe, "--out", tmp_path / "x", "--set", "trainer.max_steps=1")
+    proc = sslkit_main("run", recipe, "--out", tmp_path / "x", "--set", "trainer.max_steps=1")
     assert proc.returncode == 2 and "stages.ppo.objectives[0].reward_modle" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -11,7 +11,7 @@ from sslkit import checkpoint
 from sslkit.errors import ConfigError
 from sslkit.stages import merge, resolve_stages
 
-from conftest import sslkit_cli
+from conftest import sslkit_main
 
 STAGED = {
     "seed": 0,
@@ -78,7 +78,7 @@ def test_resume_skips_finished_stages(tmp_path):
     sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p")
     pre_metrics = (tmp_path / "p" / "pre" / "metrics.json").read_text()
     (tmp_path / "p" / "fine" / "metrics.json").unlink()
-    proc = sslkit_cli("run", "--resume", tmp_path / "p")
+    proc = sslkit_main("run", "--resume", tmp_path / "p")
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "p" / "pre" / "metrics.json").read_text() == pre_metrics
     fine = json.loads((tmp_path / "p" / "fine" / "metrics.json").read_text())
@@ -119,7 +119,7 @@ def test_stage_after_an_unfinished_stage_stops_with_an_error_naming_it(tmp_path)
         sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "p", stage="fine")
     with pytest.raises(ConfigError, match="stage 'pre' did not finish"):
         sslkit.run(STAGED, overrides={"trainer.max_steps": 3}, out=tmp_path / "q", stage="fine")
-    proc = sslkit_cli("run", "--stage", "fine", "--out", tmp_path / "q", "--set", "trainer.max_steps=3", _write_staged(tmp_path))
+    proc = sslkit_main("run", "--stage", "fine", "--out", tmp_path / "q", "--set", "trainer.max_steps=3", _write_staged(tmp_path))
     assert proc.returncode == 2 and "stage 'pre' did not finish" in proc.stderr and "Traceback" not in proc.stderr
 
 

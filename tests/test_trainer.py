@@ -17,7 +17,7 @@ from sslkit.errors import SSLKitError, TrainingError
 from sslkit.objectives.supervised import Supervised
 from sslkit.registry import register
 
-from conftest import RECIPES, ROOT, sslkit_cli
+from conftest import RECIPES, ROOT, sslkit_main
 
 RECIPE = RECIPES / "supervised_digits.yaml"
 TINY = {"encoder.hidden": [64], "trainer.progress": False, "trainer.batch_size": 32}
@@ -95,7 +95,7 @@ def test_checkpoint_refuses_pickled_code(tmp_path):
 def test_resume_from_corrupt_checkpoint_is_a_clear_error(tmp_path):
     res = sslkit.run(RECIPE, overrides={**TINY, "trainer.max_steps": 5}, out=tmp_path / "r")
     (res.run_dir / "checkpoints" / "last.pt").write_bytes(b"\x00garbage")
-    proc = sslkit_cli("run", "--resume", res.run_dir)
+    proc = sslkit_main("run", "--resume", res.run_dir)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     line = proc.stderr.strip()
     assert line == (f"error: cannot read checkpoint {res.run_dir / 'checkpoints' / 'last.pt'}: the file is "
@@ -152,7 +152,7 @@ def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path):
     assert "--resume" in err and "Traceback" not in err
     stopped_at = checkpoint.load(run_dir / "checkpoints" / "last.pt")["step"]
     assert 0 < stopped_at < 600, "the run must be stopped mid-way for this test to mean anything"
-    proc = sslkit_cli("run", "--resume", run_dir)
+    proc = sslkit_main("run", "--resume", run_dir)
     assert proc.returncode == 0, proc.stderr
     resumed = json.loads((run_dir / "metrics.json").read_text())
     assert resumed["step"] == 600
@@ -164,7 +164,7 @@ def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path):
 def test_ddp_two_processes_agree_with_one(tmp_path):
     over = ["--set", "encoder.hidden=[64]", "--set", "trainer.progress=false", "--set", "trainer.max_steps=40",
             "--set", "trainer.batch_size=64", "--set", "trainer.log_every=40"]
-    single = sslkit_cli("run", RECIPE, *over, "--out", tmp_path / "single")
+    single = sslkit_main("run", RECIPE, *over, "--out", tmp_path / "single")
     assert single.returncode == 0, single.stderr
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -24,7 +24,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, sample_data_overrides, smoke_args, sslkit_main
+from conftest import ROOT, recipe_smoke_overrides, smoke_args, sslkit_main
 
 pytestmark = pytest.mark.slow  # every test here trains or runs the CLI
 
@@ -92,7 +92,7 @@ def test_tutorial_command(path, command, tmp_path, monkeypatch):
         if "--out" not in argv:
             argv += ["--out", str(tmp_path / "run")]
         # a recipe reading an image dataset from disk gets tiny generated files instead
-        argv += smoke_args(**sample_data_overrides(ROOT / argv[2], tmp_path / "data"))
+        argv += smoke_args(**recipe_smoke_overrides(ROOT / argv[2], tmp_path / "data"))
     code, output = run_line(argv, monkeypatch)
     assert code == 0, f"{command}\n{output}"
 

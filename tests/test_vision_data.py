@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import RECIPES, sslkit_cli
+from conftest import RECIPES, sslkit_main
 from sslkit import config
 from sslkit.data import sample_files
 from sslkit.data.images import ImageColumn
@@ -65,7 +65,7 @@ def test_missing_root_says_where_and_how(tmp_path):
     with pytest.raises(ConfigError, match=r"data.root: no cifar10 files .* in .*nope, .*nope/cifar-10-batches-py; "
                                           r"use data.download: true, or unpack https://"):
         load("cifar10", tmp_path / "nope")
-    proc = sslkit_cli("run", RECIPES / "semi_digits.yaml", "--set", "data={name: stl10, root: " + str(tmp_path) + "}",
+    proc = sslkit_main("run", RECIPES / "semi_digits.yaml", "--set", "data={name: stl10, root: " + str(tmp_path) + "}",
                       "--out", tmp_path / "run")
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "no STL-10 files" in proc.stderr and "stl10_binary" in proc.stderr

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import RECIPES, sslkit_cli
+from conftest import RECIPES, sslkit_main
 from sslkit import config
 from sslkit.data import sample_files
 from sslkit.data.loader import ImageBatches, TensorBatches, make_batches
@@ -110,7 +110,7 @@ def test_corrupt_image_in_folder_is_named(tmp_path):
         (tmp_path / "imgs" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
         Image.fromarray(img.transpose(1, 2, 0)).save(tmp_path / "imgs" / f"c{i % 2}" / f"{i}.png")
     (tmp_path / "imgs" / "c0" / "broken.png").write_bytes(b"\x89PNG not really")
-    proc = sslkit_cli("run", RECIPES / "semi_digits.yaml", "--set", f"data={{name: image_folder, root: {tmp_path / 'imgs'}, "
+    proc = sslkit_main("run", RECIPES / "semi_digits.yaml", "--set", f"data={{name: image_folder, root: {tmp_path / 'imgs'}, "
                       "image_size: 16}", "--set", "data.labels_per_class=null", "--set", "trainer.max_steps=1",
                       "--out", tmp_path / "run")
     assert proc.returncode == 2, proc.stderr[-2000:]
