@@ -1,7 +1,10 @@
 """Shared helpers: run the CLI in a subprocess, and smoke-size overrides."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -144,3 +147,30 @@ def hf_models(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("hf_models")
     return {kind: save_tiny(kind, base / kind) for kind in KINDS}
+
+
+def run_line(argv, monkeypatch) -> tuple:
+    """Run one command line (a tutorial's, a benchmark's) in this process, as the shell would run it: ``sslkit ...`` through click's
+    runner, ``python script.py ARGS`` / ``python -m module ARGS`` through runpy with ``sys.argv`` set.
+    In-process saves the seconds each new Python spends importing torch (most of a smoke run's time).
+    Returns (exit code, output)."""
+    if argv[0] == "sslkit":
+        proc = sslkit_main(*argv[1:])
+        return proc.returncode, proc.stdout + "\n" + proc.stderr
+    args = argv[1:]
+    module = args[1] if args[0] == "-m" else None
+    script = None if module else args[0]
+    monkeypatch.setattr(sys, "argv", [module or script, *(args[2:] if module else args[1:])])
+    if script:  # python puts the script's folder first on sys.path
+        monkeypatch.syspath_prepend(os.path.dirname(os.path.abspath(script)))
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            if module:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return code, out.getvalue() + f"\n{exc.code}"
+    return 0, out.getvalue()

@@ -1,6 +1,5 @@
 """The seed protocol shared by benchmarks/semi.py, weak.py, contrastive.py and generative.py."""
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from seeds import SeedTable, add_seed_args, parse_seeds  # noqa: E402
+
+from conftest import run_line  # noqa: E402
 
 
 def test_parse_seeds_ranges_and_lists():
@@ -49,13 +50,13 @@ def test_lower_is_better_table():
     assert t.wins("ours", ["gauss"]) == (1, 1)
 
 
-def test_semi_benchmark_quick_mode(tmp_path):
+def test_semi_benchmark_quick_mode(tmp_path, monkeypatch):
     """``--seeds 0`` at smoke size: one seed, every baseline beside sslkit, threads printed."""
-    env = {"SSLKIT_SMOKE": "1", "SSLKIT_OUT": str(tmp_path), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "semi.py"), "--seeds", "0", "--datasets", "moons"],
-                         capture_output=True, text=True, env=env, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
+    monkeypatch.setenv("SSLKIT_SMOKE", "1")
+    monkeypatch.setenv("SSLKIT_OUT", str(tmp_path))
+    code, output = run_line(["python", str(ROOT / "benchmarks" / "semi.py"), "--seeds", "0", "--datasets", "moons"],
+                            monkeypatch)
+    assert code == 0, output[-4000:]
     for name in ("SVC (labeled rows)", "SelfTraining(SVC)", "LabelSpreading(knn)", "LabelSpreading(rbf)",
                  "sslkit (semi_moons.yaml)", "torch threads 1", "| 0 | tuning |"):
-        assert name in out.stdout
+        assert name in output

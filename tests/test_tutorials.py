@@ -14,17 +14,13 @@ folder, with the repository's files (recipes, scripts) given by absolute path.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import re
-import runpy
 import shlex
-import sys
 
 import pytest
 
-from conftest import ROOT, recipe_smoke_overrides, smoke_args, sslkit_main
+from conftest import ROOT, recipe_smoke_overrides, run_line, smoke_args
 
 pytestmark = pytest.mark.slow  # every test here trains or runs the CLI
 
@@ -51,33 +47,6 @@ def test_tutorials_have_commands():
         assert list(commands(p)), f"{p.name} has no runnable command"
 
 
-def run_line(argv, monkeypatch) -> tuple:
-    """Run one tutorial line in this process, as the shell would run it: ``sslkit ...`` through click's
-    runner, ``python script.py ARGS`` / ``python -m module ARGS`` through runpy with ``sys.argv`` set.
-    In-process saves the seconds each new Python spends importing torch (most of a smoke run's time).
-    Returns (exit code, output)."""
-    if argv[0] == "sslkit":
-        proc = sslkit_main(*argv[1:])
-        return proc.returncode, proc.stdout[-2000:] + "\n" + proc.stderr[-3000:]
-    args = argv[1:]
-    module = args[1] if args[0] == "-m" else None
-    script = None if module else args[0]
-    monkeypatch.setattr(sys, "argv", [module or script, *(args[2:] if module else args[1:])])
-    if script:  # python puts the script's folder first on sys.path
-        monkeypatch.syspath_prepend(os.path.dirname(os.path.abspath(script)))
-    out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            if module:
-                runpy.run_module(module, run_name="__main__", alter_sys=True)
-            else:
-                runpy.run_path(script, run_name="__main__")
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        return code, out.getvalue()[-2000:] + f"\n{exc.code}"
-    return 0, out.getvalue()[-2000:]
-
-
 @pytest.mark.parametrize("path,command", CASES, ids=[f"{p.stem}:{i}" for i, (p, _) in enumerate(CASES)])
 def test_tutorial_command(path, command, tmp_path, monkeypatch):
     argv = shlex.split(command)
@@ -94,7 +63,7 @@ def test_tutorial_command(path, command, tmp_path, monkeypatch):
         # a recipe reading an image dataset from disk gets tiny generated files instead
         argv += smoke_args(**recipe_smoke_overrides(ROOT / argv[2], tmp_path / "data"))
     code, output = run_line(argv, monkeypatch)
-    assert code == 0, f"{command}\n{output}"
+    assert code == 0, f"{command}\n{output[-4000:]}"
 
 
 @pytest.mark.parametrize("path", PIPELINES, ids=[p.stem for p in PIPELINES])
@@ -107,4 +76,4 @@ def test_tutorial_pipeline(path, tmp_path, monkeypatch):
         if argv[:2] == ["sslkit", "run"]:
             argv += smoke_args()
         code, output = run_line(argv, monkeypatch)
-        assert code == 0, f"{command}\n{output}"
+        assert code == 0, f"{command}\n{output[-4000:]}"
