@@ -4,8 +4,8 @@
 
 For each annotator accuracy p, K = 3 simulated annotators label every training image (right with
 probability p, otherwise a uniformly drawn wrong class). It trains ``recipes/weak_digits.yaml``
-(``weak_ova`` with a crowd layer) and the same recipe with the ``supervised`` objective, which
-learns the annotators' majority vote (the training ``y``). Writes ``weak_accuracy_curve.png`` and
+(``weak_ova`` with a crowd layer, plus a contrastive objective) and the same recipe with only the
+``supervised`` objective, which learns the annotators' majority vote (the training ``y``). Writes ``weak_accuracy_curve.png`` and
 ``weak_accuracy_curve.json`` into ``$SSLKIT_OUT`` (default ``runs/weak_accuracy_curve``). With
 ``SSLKIT_SMOKE=1`` every run stops after 3 steps.
 """
