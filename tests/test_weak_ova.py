@@ -106,34 +106,12 @@ def test_dawid_skene_targets_follow_the_fitted_posterior():
     assert set(obj.final_metrics()) == {f"annotator_{k}_accuracy" for k in range(3)}
 
 
-def test_consistency_term_by_hand():
-    """With a strong view: label-model loss on the first view + weight * mean over the batch of
-    1[max t >= tau] * CE(f(strong view), argmax t), t = the label model's (detached) targets."""
-    torch.manual_seed(0)
-    obj, train = objective(strong="strong", consistency_weight=0.5, consistency_threshold=0.6)
-    assert obj.streams()["labeled"].views == ("identity", "strong")
-    rows = train.fetch(torch.arange(4))
-    x_strong = rows["x"] + 1.0  # any second view: the term must use it, not the first one
-    out = obj({"labeled": {**rows, "views": [rows["x"], x_strong]}}, Features())
-    base, targets = obj.label_model(obj.head(rows["x"]).detach(), ANN, 0)
-    s = torch.log_softmax(obj.head(x_strong).detach(), 1)
-    # pooled vote fractions: rows 1 and 3 (unanimous) reach 0.6, row 0 (2/3 = 0.67) too, row 2 (1/2) not
-    keep = [i for i in range(4) if float(targets[i].max()) >= 0.6]
-    assert keep == [0, 1, 3]
-    term = sum(-float(s[i, int(targets[i].argmax())]) for i in keep) / 4
-    assert out.loss.item() == pytest.approx(base.item() + 0.5 * term, rel=1e-5)
-    assert out.metrics["mask_rate"].item() == pytest.approx(0.75)
-
-
 def test_bad_annotations_and_settings_are_config_errors():
     with pytest.raises(ConfigError, match=r"training row 1, annotation 2: label 5 is outside \[0, 3\)"):
         objective(torch.tensor([[0, 1, 2], [0, 1, 5]]))
     with pytest.raises(ConfigError) as err:
         objective(view="weakk")
     assert err.value.path == "objectives[0].view" and "did you mean 'weak'" in str(err.value)
-    with pytest.raises(ConfigError) as err:
-        objective(strong="strongg")
-    assert err.value.path == "objectives[0].strong"
     with pytest.raises(ConfigError) as err:
         objective(labels="crowd_layer", init_accuracy=1.0)
     assert err.value.path == "objectives[0].init_accuracy"

@@ -24,13 +24,6 @@ therefore *label models* giving each row a target distribution ``t_i`` over clas
   against each present ``y^k``, and after ``warmup_steps`` every step moves ``T_k`` towards the
   M-step estimate from the posterior ``q ∝ p prod_k T_k[c, y^k]``. The classifier can then be sure of
   the clean class while ``T_k`` explains each annotator's noise.
-
-With a ``strong`` view, a FixMatch-style consistency term is added (the DivideMix / FixMatch idea
-for noisy labels): the label model's target ``t_i`` of the (weak view of the) row — for the crowd
-layer the posterior ``q`` that combines the classifier with the row's K labels — becomes a hard
-pseudo-label ``argmax t_i`` for a strongly augmented copy of the row, where ``max t_i >= threshold``::
-
-    loss = label-model loss + consistency_weight * (1/n) sum_i 1[max t_i >= tau] CE(f(strong(x_i)), argmax t_i)
 """
 from __future__ import annotations
 
@@ -44,9 +37,8 @@ from ..data.annotators import vote_counts
 from ..data.dawid_skene import dawid_skene, estimate_confusion, one_hot_annotations, posterior
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
-from ..relations.base import confidence_mask
 from ..registry import register, registry
-from ..schema import Count, NonNegative, NonNegativeInt, OpenProbability, PositiveProbability, Probability
+from ..schema import Count, NonNegativeInt, OpenProbability, PositiveProbability
 from .base import Classifier, ObjectiveContext, Output
 from .supervised import linear_head
 
@@ -150,17 +142,12 @@ class WeakOVA(Classifier):
     em_iterations: Dawid–Skene EM iterations (``dawid_skene``).
     init_accuracy, warmup_steps, momentum: the ``crowd_layer``'s initial confusion diagonal, steps
         before its confusion matrices start moving, and their moving-average rate.
-    strong: a registered view (e.g. ``strong``) for the consistency term; null (default) for none.
-    consistency_weight, consistency_threshold: the term's weight and the confidence ``tau`` a target
-        needs to be used as a pseudo-label.
     """
 
     def __init__(self, ctx: ObjectiveContext, *,
                  labels: Literal["pooled", "soft_vote", "dawid_skene", "crowd_layer"] = "pooled",
                  head_hidden: Optional[Count] = None, view: Optional[str] = None, em_iterations: Count = 20,
-                 init_accuracy: OpenProbability = 0.5, warmup_steps: NonNegativeInt = 200, momentum: PositiveProbability = 0.05,
-                 strong: Optional[str] = None, consistency_weight: NonNegative = 1.0,
-                 consistency_threshold: Probability = 0.95):
+                 init_accuracy: OpenProbability = 0.5, warmup_steps: NonNegativeInt = 200, momentum: PositiveProbability = 0.05):
         super().__init__()
         C = ctx.info.num_classes
         if not C:
@@ -177,11 +164,9 @@ class WeakOVA(Classifier):
             row, k = (int(v) for v in torch.nonzero(bad)[0])
             raise ConfigError("data", f"training row {row}, annotation {k}: label {int(ann[row, k])} is outside "
                                       f"[0, {C}) (-1 = missing)")
-        for key, name in (("view", view), ("strong", strong)):
-            if name is not None:
-                registry("views").get(name, f"{ctx.path}.{key}")
-        self.view, self.strong = view, strong
-        self.consistency_weight, self.consistency_threshold = consistency_weight, consistency_threshold
+        if view is not None:
+            registry("views").get(view, f"{ctx.path}.view")
+        self.view = view
         self.head = linear_head(ctx.encoder.out_dim, C, head_hidden)
         self.label_model = {
             "pooled": lambda: Pooled(),
@@ -193,8 +178,6 @@ class WeakOVA(Classifier):
 
     def streams(self):
         # rows with at least one label (their majority vote ``y`` is >= 0)
-        if self.strong:  # the weak view (or the row itself) for the label model, the strong one for consistency
-            return {"labeled": StreamSpec("labeled", views=(self.view or "identity", self.strong))}
         return {"labeled": StreamSpec("labeled", views=(self.view,) if self.view else None)}
 
     def logits(self, x, encoder):
@@ -202,19 +185,10 @@ class WeakOVA(Classifier):
 
     def forward(self, batch, encoder, player="model"):
         b = batch["labeled"]
-        x = b["views"][0] if (self.view or self.strong) else b["x"]
-        if self.strong:  # both views in one batch: shared BatchNorm statistics, as in FixMatch
-            logits, strong_logits = self.logits(torch.cat([x, b["views"][1]]), encoder).chunk(2)
-        else:
-            logits = self.logits(x, encoder)
+        x = b["views"][0] if self.view else b["x"]
+        logits = self.logits(x, encoder)
         loss, targets = self.label_model(logits.float(), b["annotations"], int(self.step))
         metrics = {"vote_agreement": (logits.argmax(1) == b["y"]).float().mean()}  # y: majority vote
-        if self.strong:
-            targets = targets.detach()
-            mask = confidence_mask(targets, self.consistency_threshold)
-            ce = F.cross_entropy(strong_logits.float(), targets.argmax(1), reduction="none")
-            loss = loss + self.consistency_weight * (mask * ce).mean()
-            metrics["mask_rate"] = mask.mean()
         if "y_true" in b:  # diagnostics only: how clean the targets are
             metrics["target_accuracy"] = (targets.argmax(1) == b["y_true"]).float().mean()
         return Output(loss, metrics)
