@@ -3,6 +3,7 @@ real test digits and the per-class Gaussian baseline (same classifier, same numb
 
     python benchmarks/generative.py                      # variants at seed 0, then the seed table over 0-9
     python benchmarks/generative.py --seeds 0-2 --no-variants    # only the recipes' seed table
+    python benchmarks/generative.py --seeds 0-9 --no-variants --reuse  # table from finished runs in SSLKIT_OUT
 
 Trains ``recipes/vae_digits.yaml`` and ``recipes/gan_digits.yaml`` (the InfoGAN recipe, and the same GAN
 without the categorical code) at their default size and prints markdown tables. Sample scores are means
@@ -10,7 +11,10 @@ over the ``sample_quality`` reporter's ``score_splits`` (10) sets of as many ima
 standard deviation over the sets. The seed table puts both recipes beside the full-covariance per-class
 Gaussian of the same seed (seeds 0-2 tuning, the rest held-out; summary: tuning mean, held-out mean +- std,
 wins on the held-out seeds, and the seeds where both scores win). ``SSLKIT_SMOKE=1`` shrinks both runs to a few steps; run folders go under ``SSLKIT_OUT``
-(default: a temporary folder).
+(default: a temporary folder). ``--reuse`` reads a seed's metrics from its finished run folders there
+(``vae_seed<N>``, ``gan_seed<N>``) instead of training again, so seeds can be run by several processes
+(``--seeds 3,4`` and ``--seeds 5,6`` into the same folder) and tabled together; only valid while the
+recipes are unchanged since those runs.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from seeds import TUNING, SeedTable, add_seed_args, setup_threads  # noqa: E402
 import sslkit
 from sslkit.evaluation import probe_metrics
 from sslkit.evaluation.sample_quality import sample_quality_metrics
+from sslkit.run_folder import is_finished, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = os.environ.get("SSLKIT_SMOKE") == "1"
@@ -75,13 +80,15 @@ def main():
     ap = add_seed_args(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     ap.add_argument("--no-variants", action="store_true",
                     help="skip the variant, likelihood, feature and temperature tables (seed 0); only the seed table")
+    ap.add_argument("--reuse", action="store_true",
+                    help="seed table: read seeds whose run folders in SSLKIT_OUT finished instead of training them")
     args = ap.parse_args()
     setup_threads(args.threads)
     THREADS["trainer.threads"] = args.threads
     out = Path(os.environ.get("SSLKIT_OUT") or tempfile.mkdtemp(prefix="generative-"))
     print(f"torch threads {args.threads} (trainer.threads={args.threads}); seeds {args.seeds}\n", flush=True)
     if args.no_variants:
-        seed_table(out, {}, args.seeds)
+        seed_table(out, {}, args.seeds, args.reuse)
         return
     vaes = []
     for i, (name, over) in enumerate(VAE_RUNS):
@@ -149,7 +156,7 @@ def main():
     print(f"\nInfoGAN code vs class: {info['code_class_agreement']:.3f} of the recipe GAN's samples have the "
           "predicted class matched to their code (best one-to-one matching of the 10 codes to the 10 classes)")
     temperature_sweep([("VAE (recipe)", vaes[0][3]), ("InfoGAN (recipe)", gans[0][3]), ("GAN, no code", gans[1][3])])
-    seed_table(out, {0: (v, gans[0][1])}, args.seeds)
+    seed_table(out, {0: (v, gans[0][1])}, args.seeds, args.reuse)
     print(f"\ntorch threads: {torch.get_num_threads()}; run folders: {out}")
 
 
@@ -183,10 +190,19 @@ def temperature_sweep(runs: list) -> None:
         print(f"| {t:g} | " + " | ".join(cells) + " |")
 
 
-def seed_table(out: Path, done: dict, seeds) -> None:
+def seed_run(recipe: str, run_dir: Path, seed: int, reuse: bool) -> dict:
+    """Metrics of ``recipe`` at ``seed`` in ``run_dir``: read from a finished run there when ``reuse``,
+    else trained (overwriting the folder)."""
+    if reuse and is_finished(run_dir):
+        return read_metrics(run_dir)
+    return run(recipe, run_dir, seed=seed)[0].metrics
+
+
+def seed_table(out: Path, done: dict, seeds, reuse: bool = False) -> None:
     """The two recipes at each of ``seeds``: every seed draws its own train/test split, initialisation
     and noise, and trains its own scoring CNN and Gaussian baseline, so each row is compared with its
-    own baseline. ``done`` maps seeds already run to their (VAE, GAN) metrics."""
+    own baseline. ``done`` maps seeds already run to their (VAE, GAN) metrics; with ``reuse``, finished
+    run folders in ``out`` count as run."""
     vae, gan, base = "VAE (recipe)", "InfoGAN (recipe)", "per-class Gaussian, full cov."
     score = SeedTable("classifier score of samples", ours=[vae, gan], digits=2)
     fd = SeedTable("Fréchet distance of samples", ours=[vae, gan], higher_is_better=False, digits=2)
@@ -195,8 +211,8 @@ def seed_table(out: Path, done: dict, seeds) -> None:
         if seed in done:
             v, g = done[seed]
         else:
-            v = run("vae_digits.yaml", out / f"vae_seed{seed}", seed=seed)[0].metrics
-            g = run("gan_digits.yaml", out / f"gan_seed{seed}", seed=seed)[0].metrics
+            v = seed_run("vae_digits.yaml", out / f"vae_seed{seed}", seed, reuse)
+            g = seed_run("gan_digits.yaml", out / f"gan_seed{seed}", seed, reuse)
         for table, key in ((score, "classifier_score"), (fd, "frechet_distance")):
             table.add(seed, vae, v[key])
             table.add(seed, gan, g[key])

@@ -11,9 +11,15 @@
 5. ``--finetune-seeds S...``: ``recipes/finetune_docstrings.yaml`` (mlm on the unlabeled docstrings ->
    classifier on 20 labels per class) against its finetune stage alone from scratch, per seed
    (each seed is another train/test split), optionally at several ``--labels-per-class``.
+6. ``--compose-seeds 0-9``: the composed ``recipes/semi_docstrings.yaml`` (the same mlm pretraining, then
+   ``pseudo_label`` over the unlabeled docstrings) against the mlm-pretrained supervised fine-tune, with the
+   ablation (neither part, each part alone, both) per seed and label budget; seeds 0-2 tuning, the rest
+   held-out (``benchmarks/seeds.py``). ``--pretrained DIR`` keeps each seed's pretraining in
+   ``DIR/s<seed>/pretrain`` and reuses a finished one (one pretraining serves every row of a seed).
 
     python benchmarks/lm.py [--steps 40] [--repeats 3] [--budget 150] [--skip-throughput] [--skip-recipe] [--skip-compare]
     python benchmarks/lm.py --finetune-seeds 0 1 2 --labels-per-class 10 20 40
+    python benchmarks/lm.py --compose-seeds 0-2 --labels-per-class 10 20 --threads 1 --pretrained /tmp/pre
 """
 from __future__ import annotations
 
@@ -28,8 +34,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from seeds import SeedTable, held_out_verdict, parse_seeds  # noqa: E402
+
 import sslkit
 from sslkit import config
+from sslkit.run_folder import is_finished
 from sslkit.runner import build_data, seed_everything
 from sslkit.schema import build
 from sslkit.text.masking import mlm_mask
@@ -157,6 +167,68 @@ def finetune(seeds: list, labels_per_class: list, threads=None) -> None:
     print()
 
 
+COMPOSE = (  # (row name, recipe, pretrained?): the ablation of the composed recipe, neither part first
+    ("supervised, scratch", "finetune_docstrings.yaml", False),
+    ("pseudo_label alone (scratch)", "semi_docstrings.yaml", False),
+    ("mlm-pretrained supervised fine-tune", "finetune_docstrings.yaml", True),
+    ("mlm + pseudo_label (composed)", "semi_docstrings.yaml", True),
+)
+
+
+def pretrained_encoder(seed: int, base: dict, folder: Path) -> Path:
+    """``folder/s<seed>/pretrain``: finetune_docstrings.yaml's pretrain stage for ``seed`` (semi_docstrings.yaml's
+    is the same stage), trained unless a finished one is there already."""
+    run_dir = folder / f"s{seed}"
+    if not is_finished(run_dir / "pretrain"):
+        sslkit.run(ROOT / "recipes" / "finetune_docstrings.yaml", overrides=base, out=run_dir, stage="pretrain",
+                   overwrite=True)
+    return run_dir / "pretrain"
+
+
+def compose(seeds: list, labels_per_class: list, threads: int, folder: Path, ablation: bool = True) -> dict:
+    """Test accuracy of each COMPOSE row at each seed and label budget: one SeedTable per budget. The finetune
+    stages start from the seed's pretrained encoder (``encoder.init_from``) or from scratch (``from: null``)."""
+    rows = COMPOSE if ablation else COMPOSE[2:]
+    tables = {n: SeedTable(f"docstrings, {n} labels per class, test accuracy", ours=[rows[-1][0]], digits=3)
+              for n in labels_per_class}
+    smoke = {"trainer.max_steps": 3} if os.environ.get("SSLKIT_SMOKE") == "1" else {}
+    for seed in seeds:
+        base = {"seed": seed, "trainer.progress": False, "trainer.threads": threads, **smoke}
+        start = time.perf_counter()
+        pre = pretrained_encoder(seed, base, folder)
+        pre_s = time.perf_counter() - start
+        for n in labels_per_class:
+            cells = []
+            for name, recipe, warm in rows:
+                over = {**base, "data.labels_per_class": n, "stages.finetune.from": None,
+                        **({"stages.finetune.encoder.init_from": str(pre)} if warm else {})}
+                start = time.perf_counter()
+                res = sslkit.run(ROOT / "recipes" / recipe, overrides=over, stage="finetune", overwrite=True,
+                                 out=folder / f"s{seed}_{n}_{recipe.split('_')[0]}{'_pre' if warm else ''}")
+                acc = res.metrics["finetune/test_accuracy"]
+                tables[n].add(seed, name, acc)
+                extra = (f", pseudo-labels kept {res.metrics['finetune/mean_mask_rate']:.2f} / right "
+                         f"{res.metrics.get('finetune/pseudo_label_accuracy', float('nan')):.2f}"
+                         if "finetune/mean_mask_rate" in res.metrics else "")
+                cells.append(f"{name} {acc:.3f} ({time.perf_counter() - start:.0f} s{extra})")
+            print(f"# seed {seed}, {n} labels/class (pretraining {pre_s:.0f} s): " + "; ".join(cells), flush=True)
+    composed, tuned = rows[-1][0], "mlm-pretrained supervised fine-tune"
+    for n, table in tables.items():
+        print("\n" + table.markdown() + "\n")
+        diffs = {s: table.scores[composed][s] - table.scores[tuned][s] for s in table.seeds()}
+        for which in ("tuning", "held-out"):
+            d = [v for s, v in diffs.items() if (s in (0, 1, 2)) == (which == "tuning")]
+            if d:
+                print(f"composed - mlm fine-tune, {which} seeds: mean {sum(d) / len(d):+.3f} "
+                      f"(better on {sum(v > 0 for v in d)} of {len(d)})")
+        held = [v for s, v in diffs.items() if s not in (0, 1, 2)]
+        target = table.summary(tuned)["held_out_mean"]
+        if held and target is not None:
+            print(held_out_verdict(table, composed, round(target + 0.03, 4)) + " (target: the mlm fine-tune's "
+                  "held-out mean + 0.03)")
+    return tables
+
+
 def default_recipe() -> None:
     with tempfile.TemporaryDirectory() as d:
         start = time.perf_counter()
@@ -179,7 +251,20 @@ def main():
                     help="run only the pretrain -> finetune comparison, for these seeds")
     ap.add_argument("--labels-per-class", type=int, nargs="*", default=[20])
     ap.add_argument("--threads", type=int, default=None, help="torch threads per run (finetune comparison)")
+    ap.add_argument("--compose-seeds", type=parse_seeds, default=None,
+                    help="run only the composed-recipe comparison (semi_docstrings.yaml), e.g. 0-9")
+    ap.add_argument("--pretrained", default=None,
+                    help="folder keeping each seed's pretraining for --compose-seeds (default: a temporary one)")
+    ap.add_argument("--no-ablation", action="store_true",
+                    help="--compose-seeds: only the mlm fine-tune and the composed recipe (no scratch rows)")
     args = ap.parse_args()
+    if args.compose_seeds:
+        threads = args.threads or 1
+        torch.set_num_threads(threads)
+        print(f"torch threads {threads} (trainer.threads={threads}); seeds {args.compose_seeds}\n", flush=True)
+        folder = Path(args.pretrained or tempfile.mkdtemp(prefix="compose-"))
+        compose(args.compose_seeds, args.labels_per_class, threads, folder, not args.no_ablation)
+        return
     if args.finetune_seeds:
         finetune(args.finetune_seeds, args.labels_per_class, args.threads)
         return

@@ -60,3 +60,24 @@ def test_semi_benchmark_quick_mode(tmp_path, monkeypatch):
     for name in ("SVC (labeled rows)", "SelfTraining(SVC)", "LabelSpreading(knn)", "LabelSpreading(rbf)",
                  "sslkit (semi_moons.yaml)", "torch threads 1", "| 0 | tuning |"):
         assert name in output
+
+
+def test_generative_reuse_reads_only_finished_runs(tmp_path, monkeypatch):
+    """benchmarks/generative.py --reuse: a finished run folder's metrics are read; an interrupted one is
+    trained again (so seeds run by several processes can be tabled together, never half-trained)."""
+    import json
+
+    import generative
+
+    trained = []
+    monkeypatch.setattr(generative, "run", lambda recipe, out, **over: (
+        trained.append((recipe, out, over)) or type("R", (), {"metrics": {"classifier_score": 1.0}})(), 0.0))
+    done, cut = tmp_path / "vae_seed3", tmp_path / "vae_seed4"
+    for folder, status in ((done, "finished"), (cut, "interrupted")):
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"status": status, "classifier_score": 7.5}))
+    assert generative.seed_run("vae_digits.yaml", done, 3, reuse=True)["classifier_score"] == 7.5
+    assert not trained
+    assert generative.seed_run("vae_digits.yaml", cut, 4, reuse=True) == {"classifier_score": 1.0}
+    assert generative.seed_run("vae_digits.yaml", done, 3, reuse=False) == {"classifier_score": 1.0}
+    assert [(o.name, over) for _, o, over in trained] == [("vae_seed4", {"seed": 4}), ("vae_seed3", {"seed": 3})]
