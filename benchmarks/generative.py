@@ -91,7 +91,7 @@ def main():
         seed_table(out, {}, args.seeds, args.reuse)
         return
     vaes = []
-    for i, (name, over) in enumerate(VAE_RUNS):
+    for i, (name, over) in enumerate(VAE_RUNS[:1] if SMOKE else VAE_RUNS):  # smoke: the recipe row only
         res, wall = run("vae_digits.yaml", out / f"vae{i}", **over)
         vaes.append((name, res.metrics, wall, res.run_dir))
     gans = []
@@ -180,7 +180,7 @@ def temperature_sweep(runs: list) -> None:
         obj, n = model.objectives[0], len(data.test)
         scorer = SampleScorer(data, num_samples=n, seed=cfg["seed"])
         extra = (model.encoder,) if cfg["objectives"][0]["name"] == "vae" else ()
-        for t in TEMPERATURES:
+        for t in TEMPERATURES[::5] if SMOKE else TEMPERATURES:  # smoke: t = 1 and 0.5
             obj.sample_temperature = t
             with torch.no_grad():
                 x = obj.sample(n * SCORE_SPLITS, "cpu", cfg["seed"] + 1, *extra)
