@@ -37,6 +37,8 @@ def configs(path: Path):
         yield path.stem, config.resolve(raw)
         return
     for name, (cfg, _) in resolve_stages(raw).items():
+        if "encoder" not in cfg:  # an export stage trains nothing
+            continue
         cfg["encoder"]["init_from"] = None  # the earlier stage's weights do not change the step time
         yield f"{path.stem}/{name}", cfg
 
