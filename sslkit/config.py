@@ -9,7 +9,7 @@ import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
 
@@ -66,7 +66,9 @@ class TrainerConfig:
     log_every: Annotated[int, Range(1)] = 10
     checkpoint_every: Optional[Annotated[int, Range(1)]] = None  # steps between checkpoints; null: once per epoch
     progress: bool = True
-    threads: Optional[Annotated[int, Range(1)]] = None  # torch CPU threads (null: torch's default); 1 is often faster on a busy machine
+    # torch CPU threads: a number, auto (one per core that other work leaves idle at the start, at least 1;
+    # sslkit.runner.auto_threads) or null (torch's default). One is often much faster on a busy machine.
+    threads: Optional[Union[Annotated[int, Range(1)], Literal["auto"]]] = None
     num_workers: Optional[Annotated[int, Range(0)]] = None  # DataLoader workers augmenting stored images (null: up to 8 on CUDA, 0 on CPU)
     compile: bool = False  # torch.compile the encoder
 

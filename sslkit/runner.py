@@ -55,6 +55,28 @@ def busy_machine_note(train_time_s: float, threads: Optional[int] = None, load: 
             f"on a busy machine --set trainer.threads=1 is often several times faster")
 
 
+TORCH_DEFAULT_THREADS = torch.get_num_threads()  # read at import, before any run changes it (honours OMP_NUM_THREADS)
+
+
+def auto_threads(cores: Optional[int] = None, load: Optional[float] = None,
+                 default: Optional[int] = None) -> int:
+    """``trainer.threads: auto``: one torch thread per core that other work leaves idle — the cores this
+    process may use minus the cores the 1-minute load average keeps busy (a core counts as busy from
+    0.7 of a runnable process on: a just-finished run of one's own leaves a load of ~0.5), at least 1 and
+    at most torch's default.
+    On a quiet 2-core machine that is 2 (1.1-1.8x faster than 1 thread); with other jobs running it is 1,
+    where two threads would wait on each other (up to 95x slower; BENCHMARKS.md)."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # not available on this platform: assume the machine is ours
+            load = 0.0
+    default = TORCH_DEFAULT_THREADS if default is None else default
+    return max(1, min(default, cores, cores - int(load + 0.3)))
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -180,8 +202,9 @@ def _train(cfg: dict, run_dir: Optional[Path], resume: bool, device, stages: Opt
     try:
         if main and not resume:
             (run_dir / "config.yaml").write_text(config.dump(cfg))
-        if cfg["trainer"]["threads"]:
-            torch.set_num_threads(cfg["trainer"]["threads"])
+        threads = cfg["trainer"]["threads"]
+        if threads:  # auto is decided again on a resume (threads may change then: RESUME_KEYS)
+            torch.set_num_threads(auto_threads() if threads == "auto" else threads)
         seed_everything(cfg["seed"])
         data = build_data(cfg)
         model = build_model(cfg, data, stages=stages)

@@ -207,3 +207,26 @@ def test_busy_machine_note_names_the_setting(tmp_path, monkeypatch):
     monkeypatch.setattr("sslkit.runner.busy_machine_note", lambda t: seen.append(t) or "busy")
     res = sslkit.run(RECIPE, overrides=TINY, out=tmp_path / "r")
     assert res.notes == ["busy"] and seen == [res.metrics["train_time_s"]]
+
+
+def test_auto_threads_uses_the_idle_cores(tmp_path, monkeypatch):
+    from sslkit.runner import auto_threads
+
+    assert auto_threads(cores=2, load=0.3, default=2) == 2  # quiet: both cores (1.1-1.8x faster than one)
+    assert auto_threads(cores=2, load=0.8, default=2) == 1  # one core kept busy by other work
+    assert auto_threads(cores=2, load=4.1, default=2) == 1  # busy: never below one thread
+    assert auto_threads(cores=8, load=2.0, default=8) == 6
+    assert auto_threads(cores=8, load=0.0, default=4) == 4  # never above torch's default (OMP_NUM_THREADS)
+    # a run with threads: auto sets what auto_threads decides; a bad word is a config error with its path
+    monkeypatch.setattr("sslkit.runner.auto_threads", lambda: 1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        sslkit.run(RECIPE, overrides={**TINY, "trainer.threads": "auto"}, out=tmp_path / "auto")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match=r"^trainer\.threads: expected .*'auto'"):
+        sslkit.validate(RECIPE, ["trainer.threads=fast"])
+    with pytest.raises(ConfigError, match=r"^trainer\.threads: must be >= 1, got 0"):
+        sslkit.validate(RECIPE, ["trainer.threads=0"])
