@@ -4,6 +4,7 @@ real test digits and the per-class Gaussian baseline (same classifier, same numb
     python benchmarks/generative.py                      # variants at seed 0, then the seed table over 0-9
     python benchmarks/generative.py --seeds 0-2 --no-variants    # only the recipes' seed table
     python benchmarks/generative.py --seeds 0-9 --no-variants --reuse  # table from finished runs in SSLKIT_OUT
+    python benchmarks/generative.py --seeds 0-2 --temperatures 0.8,0.85,0.9  # re-sample finished GAN runs there
 
 Trains ``recipes/vae_digits.yaml`` and ``recipes/gan_digits.yaml`` (the InfoGAN recipe, and the same GAN
 without the categorical code) at their default size and prints markdown tables. Sample scores are means
@@ -19,6 +20,7 @@ recipes are unchanged since those runs.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -82,11 +84,17 @@ def main():
                     help="skip the variant, likelihood, feature and temperature tables (seed 0); only the seed table")
     ap.add_argument("--reuse", action="store_true",
                     help="seed table: read seeds whose run folders in SSLKIT_OUT finished instead of training them")
+    ap.add_argument("--temperatures", type=lambda text: [float(t) for t in text.split(",")],
+                    help="only re-sample the finished GAN runs gan_seed<N> in SSLKIT_OUT at these sample "
+                         "temperatures (e.g. 0.8,0.85,0.9) and table them per seed against the Gaussian; no training")
     args = ap.parse_args()
     setup_threads(args.threads)
     THREADS["trainer.threads"] = args.threads
     out = Path(os.environ.get("SSLKIT_OUT") or tempfile.mkdtemp(prefix="generative-"))
     print(f"torch threads {args.threads} (trainer.threads={args.threads}); seeds {args.seeds}\n", flush=True)
+    if args.temperatures:
+        gan_temperature_table(out, args.seeds, args.temperatures)
+        return
     if args.no_variants:
         seed_table(out, {}, args.seeds, args.reuse)
         return
@@ -164,30 +172,88 @@ TEMPERATURES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 SCORE_SPLITS = 10  # as the sample_quality reporter's default
 
 
+def resample(run_dir: Path, temperatures) -> dict:
+    """``{t: metrics}``: the trained model of the finished run ``run_dir`` sampled at each sample temperature
+    ``t`` with the run's own sample seed, number of samples and scoring classifier, so that the run's own
+    temperature reproduces its ``metrics.json`` (training does not depend on the temperature). Metrics:
+    ``classifier_score`` and ``frechet_distance`` (means over 10 sets, ``*_std``), the class balance and,
+    for an InfoGAN, ``code_class_agreement``."""
+    from sslkit.evaluation.sample_quality import SampleScorer, code_class_agreement
+    from sslkit.runner import load_run
+
+    cfg, data, model = load_run(run_dir)
+    obj, n = model.objectives[0], len(data.test)
+    scorer = SampleScorer(data, num_samples=n, seed=cfg["seed"])
+    out = {}
+    for t in temperatures:
+        obj.sample_temperature = t
+        with torch.no_grad():
+            x, codes = obj.draw_samples(n * SCORE_SPLITS, model.encoder, "cpu", cfg["seed"] + 1)
+        m = scorer.score_splits(x.float())
+        if codes is not None:
+            m["code_class_agreement"] = code_class_agreement(codes, scorer.probs(x).argmax(1), obj.code_size,
+                                                             data.info.num_classes)
+        out[t] = m
+    return out
+
+
 def temperature_sweep(runs: list) -> None:
     """The trained models of ``runs`` ((name, run folder) pairs) sampled at each ``sample_temperature``: the
     fidelity/diversity trade-off, scored by the same classifier, sets and noise as their recipe rows."""
-    from sslkit.evaluation.sample_quality import SampleScorer
-    from sslkit.runner import load_run
-
     print("\nSample temperature sweep (the models above, re-sampled; t = 1 is the plain prior; "
           "classifier score / Fréchet distance, means over 10 sets)\n")
     print("| t | " + " | ".join(name for name, _ in runs) + " |")
     print("|---|" + "---|" * len(runs))
-    rows = {}
-    for name, run_dir in runs:
-        cfg, data, model = load_run(run_dir)
-        obj, n = model.objectives[0], len(data.test)
-        scorer = SampleScorer(data, num_samples=n, seed=cfg["seed"])
-        extra = (model.encoder,) if cfg["objectives"][0]["name"] == "vae" else ()
-        for t in TEMPERATURES[::5] if SMOKE else TEMPERATURES:  # smoke: t = 1 and 0.5
-            obj.sample_temperature = t
-            with torch.no_grad():
-                x = obj.sample(n * SCORE_SPLITS, "cpu", cfg["seed"] + 1, *extra)
-            m = scorer.score_splits(x.float())
-            rows.setdefault(t, []).append(f"{m['classifier_score']:.2f} / {m['frechet_distance']:.2f}")
-    for t, cells in rows.items():
-        print(f"| {t:g} | " + " | ".join(cells) + " |")
+    temperatures = TEMPERATURES[::5] if SMOKE else TEMPERATURES  # smoke: t = 1 and 0.5
+    sweeps = [resample(run_dir, temperatures) for _, run_dir in runs]
+    for t in temperatures:
+        print(f"| {t:g} | " + " | ".join(f"{s[t]['classifier_score']:.2f} / {s[t]['frechet_distance']:.2f}"
+                                         for s in sweeps) + " |")
+
+
+def gan_temperature_table(out: Path, seeds, temperatures) -> None:
+    """The finished InfoGAN runs ``out/gan_seed<N>`` re-sampled at each of ``temperatures`` (see
+    :func:`resample`), each against its own run's per-class Gaussian: a row per seed, a column per ``t``
+    (classifier score / Fréchet distance, "ok" when both beat the Gaussian, and the code-class
+    agreement), then how many tuning and held-out seeds each ``t`` wins and its smallest :func:`margin` over
+    the seeds and the two scores. No training: a seed whose run
+    folder has not finished is an error."""
+    runs = {seed: out / f"gan_seed{seed}" for seed in seeds}
+    missing = [str(d) for d in runs.values() if not is_finished(d)]
+    if missing:
+        raise SystemExit(f"--temperatures re-samples finished GAN runs; not finished: {', '.join(missing)}")
+    print("InfoGAN (recipe) re-sampled at each sample temperature t, against the same run's per-class Gaussian "
+          "(classifier score / Fréchet distance, means over 10 sets; ok: both better; code-class agreement)\n")
+    print("| seed | split | per-class Gaussian, full cov. | " + " | ".join(f"t = {t:g}" for t in temperatures) + " |")
+    print("|---|---|---|" + "---|" * len(temperatures))
+    wins: dict = {t: [] for t in temperatures}
+    margins: dict = {t: [] for t in temperatures}
+    for seed, run_dir in runs.items():
+        ref, sampled = read_metrics(run_dir), resample(run_dir, temperatures)
+        cells = []
+        for t in temperatures:
+            m = sampled[t]
+            ok = beats(m, ref) == "yes / yes"
+            wins[t].append((seed, ok))
+            margins[t] += [margin(m, ref, "classifier_score", 1), margin(m, ref, "frechet_distance", -1)]
+            cells.append(f"{m['classifier_score']:.2f} / {m['frechet_distance']:.2f} {'ok' if ok else beats(m, ref)}"
+                         f" ({m['code_class_agreement']:.2f})")
+        print(f"| {seed} | {'tuning' if seed in TUNING else 'held-out'} | {ref['gaussian_classifier_score']:.2f} / "
+              f"{ref['gaussian_frechet_distance']:.2f} | " + " | ".join(cells) + " |", flush=True)
+    print()
+    for t, flags in wins.items():
+        tune = [ok for s, ok in flags if s in TUNING]
+        held = [ok for s, ok in flags if s not in TUNING]
+        print(f"t = {t:g}: both scores better than the Gaussian on {sum(tune)} of {len(tune)} tuning seeds and "
+              f"{sum(held)} of {len(held)} held-out seeds; smallest margin {min(margins[t]):+.2f} std")
+
+
+def margin(m: dict, ref: dict, key: str, sign: int) -> float:
+    """How far ``m``'s ``key`` beats the Gaussian's in ``ref`` (``sign`` -1: lower is better), in standard
+    deviations of one set's difference (the two spreads over the sets combined): comparable across the two
+    scores and the seeds, so a temperature can be chosen by its worst margin."""
+    spread = math.hypot(m[f"{key}_std"], ref[f"gaussian_{key}_std"]) or 1.0
+    return sign * (m[key] - ref[f"gaussian_{key}"]) / spread
 
 
 def seed_run(recipe: str, run_dir: Path, seed: int, reuse: bool) -> dict:

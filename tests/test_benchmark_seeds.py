@@ -81,3 +81,31 @@ def test_generative_reuse_reads_only_finished_runs(tmp_path, monkeypatch):
     assert generative.seed_run("vae_digits.yaml", cut, 4, reuse=True) == {"classifier_score": 1.0}
     assert generative.seed_run("vae_digits.yaml", done, 3, reuse=False) == {"classifier_score": 1.0}
     assert [(o.name, over) for _, o, over in trained] == [("vae_seed4", {"seed": 4}), ("vae_seed3", {"seed": 3})]
+
+
+def test_generative_resample_reproduces_the_run_and_tables_temperatures(tmp_path, monkeypatch, capsys):
+    """benchmarks/generative.py --temperatures: a finished GAN run re-sampled at its own temperature gives
+    its own metrics.json scores (same samples, same scorer), other temperatures other scores; the table
+    counts each t's wins against the run's Gaussian, and an unfinished run is refused rather than trained."""
+    import generative
+
+    from sslkit import config
+
+    monkeypatch.setattr(generative, "SMOKE", True)
+    res, _ = generative.run("gan_digits.yaml", tmp_path / "gan_seed0", seed=0)
+    t0 = config.load_recipe(ROOT / "recipes" / "gan_digits.yaml")["objectives"][0]["sample_temperature"]
+    again = generative.resample(res.run_dir, [t0, 1.0])
+    for key in ("classifier_score", "frechet_distance", "code_class_agreement"):
+        assert again[t0][key] == pytest.approx(res.metrics[key], rel=1e-6)
+    assert again[1.0]["frechet_distance"] != pytest.approx(again[t0]["frechet_distance"], rel=1e-6)
+    generative.gan_temperature_table(tmp_path, [0], [t0, 1.0])
+    out = capsys.readouterr().out
+    assert "| 0 | tuning |" in out and f"t = {t0:g}: both scores better than the Gaussian on" in out
+    assert "smallest margin" in out
+    # margins in standard deviations of the difference (0.3 and 0.4 combine to 0.5), lower-is-better flipped
+    m, ref = {"fd": 1.0, "fd_std": 0.3}, {"gaussian_fd": 1.5, "gaussian_fd_std": 0.4}
+    assert generative.margin(m, ref, "fd", -1) == pytest.approx(1.0)
+    assert generative.margin(m, ref, "fd", 1) == pytest.approx(-1.0)
+    with pytest.raises(SystemExit, match="not finished"):
+        generative.gan_temperature_table(tmp_path, [3], [t0])
+
