@@ -83,6 +83,7 @@ def test_generative_reuse_reads_only_finished_runs(tmp_path, monkeypatch):
     assert [(o.name, over) for _, o, over in trained] == [("vae_seed4", {"seed": 4}), ("vae_seed3", {"seed": 3})]
 
 
+@pytest.mark.slow
 def test_generative_resample_reproduces_the_run_and_tables_temperatures(tmp_path, monkeypatch, capsys):
     """benchmarks/generative.py --temperatures: a finished GAN run re-sampled at its own temperature gives
     its own metrics.json scores (same samples, same scorer), other temperatures other scores; the table
@@ -92,7 +93,8 @@ def test_generative_resample_reproduces_the_run_and_tables_temperatures(tmp_path
     from sslkit import config
 
     monkeypatch.setattr(generative, "SMOKE", True)
-    res, _ = generative.run("gan_digits.yaml", tmp_path / "gan_seed0", seed=0)
+    res, _ = generative.run("gan_digits.yaml", tmp_path / "gan_seed0", seed=0,
+                            reporters=[{"name": "sample_quality"}])  # only the scores: the test's cost
     t0 = config.load_recipe(ROOT / "recipes" / "gan_digits.yaml")["objectives"][0]["sample_temperature"]
     again = generative.resample(res.run_dir, [t0, 1.0])
     for key in ("classifier_score", "frechet_distance", "code_class_agreement"):
