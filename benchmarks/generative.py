@@ -244,8 +244,9 @@ def gan_temperature_table(out: Path, seeds, temperatures) -> None:
     for t, flags in wins.items():
         tune = [ok for s, ok in flags if s in TUNING]
         held = [ok for s, ok in flags if s not in TUNING]
-        print(f"t = {t:g}: both scores better than the Gaussian on {sum(tune)} of {len(tune)} tuning seeds and "
-              f"{sum(held)} of {len(held)} held-out seeds; smallest margin {min(margins[t]):+.2f} std")
+        won = [f"{sum(oks)} of {len(oks)} {split} seeds" for split, oks in (("tuning", tune), ("held-out", held)) if oks]
+        print(f"t = {t:g}: both scores better than the Gaussian on {' and '.join(won)}; "
+              f"smallest margin {min(margins[t]):+.2f} std")
 
 
 def margin(m: dict, ref: dict, key: str, sign: int) -> float:
