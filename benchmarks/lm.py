@@ -39,7 +39,7 @@ from seeds import SeedTable, held_out_verdict, parse_seeds  # noqa: E402
 
 import sslkit
 from sslkit import config
-from sslkit.run_folder import is_finished
+from sslkit.run_folder import is_finished, read_metrics
 from sslkit.runner import build_data, seed_everything
 from sslkit.schema import build
 from sslkit.text.masking import mlm_mask
@@ -167,29 +167,35 @@ def finetune(seeds: list, labels_per_class: list, threads=None) -> None:
     print()
 
 
-COMPOSE = (  # (row name, recipe, pretrained?): the ablation of the composed recipe, neither part first
-    ("supervised, scratch", "finetune_docstrings.yaml", False),
-    ("pseudo_label alone (scratch)", "semi_docstrings.yaml", False),
-    ("mlm-pretrained supervised fine-tune", "finetune_docstrings.yaml", True),
-    ("mlm + pseudo_label (composed)", "semi_docstrings.yaml", True),
+SEMI = ROOT / "recipes" / "semi_docstrings.yaml"
+PL_ONLY = {"stages.finetune.objectives": lambda: config.load_yaml(SEMI)["stages"]["finetune"]["objectives"][:1]}
+MLM_KEPT = {"stages.finetune.objectives[1]": {"name": "mlm"}}
+COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): the ablation, each part alone, then together
+    ("scratch", "supervised, scratch", "finetune_docstrings.yaml", False, {}),
+    ("ft", "mlm-pretrained supervised fine-tune", "finetune_docstrings.yaml", True, {}),
+    ("ft_mlm", "fine-tune + mlm kept on (no pseudo-labels)", "finetune_docstrings.yaml", True, MLM_KEPT),
+    ("pl", "fine-tune + pseudo_label (mlm not kept on)", "semi_docstrings.yaml", True, PL_ONLY),
+    ("composed", "composed: pseudo_label + mlm (semi_docstrings.yaml)", "semi_docstrings.yaml", True, {}),
 )
+PLAIN = ("ft", "composed")  # the rows of --no-ablation: the issue's comparison
 
 
 def pretrained_encoder(seed: int, base: dict, folder: Path) -> Path:
-    """``folder/s<seed>/pretrain``: finetune_docstrings.yaml's pretrain stage for ``seed`` (semi_docstrings.yaml's
-    is the same stage), trained unless a finished one is there already."""
+    """``folder/s<seed>/pretrain``: semi_docstrings.yaml's pretrain stage for ``seed`` (every row of the seed
+    starts from it), trained unless a finished one is there already."""
     run_dir = folder / f"s{seed}"
     if not is_finished(run_dir / "pretrain"):
-        sslkit.run(ROOT / "recipes" / "finetune_docstrings.yaml", overrides=base, out=run_dir, stage="pretrain",
-                   overwrite=True)
+        sslkit.run(SEMI, overrides=base, out=run_dir, stage="pretrain", overwrite=True)
     return run_dir / "pretrain"
 
 
 def compose(seeds: list, labels_per_class: list, threads: int, folder: Path, ablation: bool = True) -> dict:
     """Test accuracy of each COMPOSE row at each seed and label budget: one SeedTable per budget. The finetune
-    stages start from the seed's pretrained encoder (``encoder.init_from``) or from scratch (``from: null``)."""
-    rows = COMPOSE if ablation else COMPOSE[2:]
-    tables = {n: SeedTable(f"docstrings, {n} labels per class, test accuracy", ours=[rows[-1][0]], digits=3)
+    stages start from the seed's pretrained encoder (``encoder.init_from``) or from scratch (``from: null``).
+    A row whose run folder in ``folder`` is finished is read, not trained again (runs are deterministic for a
+    seed and thread count)."""
+    rows = COMPOSE if ablation else [r for r in COMPOSE if r[0] in PLAIN]
+    tables = {n: SeedTable(f"docstrings, {n} labels per class, test accuracy", ours=[rows[-1][1]], digits=3)
               for n in labels_per_class}
     smoke = {"trainer.max_steps": 3} if os.environ.get("SSLKIT_SMOKE") == "1" else {}
     for seed in seeds:
@@ -199,20 +205,22 @@ def compose(seeds: list, labels_per_class: list, threads: int, folder: Path, abl
         pre_s = time.perf_counter() - start
         for n in labels_per_class:
             cells = []
-            for name, recipe, warm in rows:
+            for key, name, recipe, warm, extra in rows:
                 over = {**base, "data.labels_per_class": n, "stages.finetune.from": None,
-                        **({"stages.finetune.encoder.init_from": str(pre)} if warm else {})}
-                start = time.perf_counter()
-                res = sslkit.run(ROOT / "recipes" / recipe, overrides=over, stage="finetune", overwrite=True,
-                                 out=folder / f"s{seed}_{n}_{recipe.split('_')[0]}{'_pre' if warm else ''}")
-                acc = res.metrics["finetune/test_accuracy"]
+                        **({"stages.finetune.encoder.init_from": str(pre)} if warm else {}),
+                        **{k: v() if callable(v) else v for k, v in extra.items()}}
+                start, run_dir = time.perf_counter(), folder / f"s{seed}_{n}_{key}" / "finetune"
+                metrics = (read_metrics(run_dir) if is_finished(run_dir) else
+                           sslkit.run(ROOT / "recipes" / recipe, overrides=over, stage="finetune", overwrite=True,
+                                      out=run_dir.parent).metrics)
+                acc = metrics.get("finetune/test_accuracy", metrics.get("test_accuracy"))
                 tables[n].add(seed, name, acc)
-                extra = (f", pseudo-labels kept {res.metrics['finetune/mean_mask_rate']:.2f} / right "
-                         f"{res.metrics.get('finetune/pseudo_label_accuracy', float('nan')):.2f}"
-                         if "finetune/mean_mask_rate" in res.metrics else "")
-                cells.append(f"{name} {acc:.3f} ({time.perf_counter() - start:.0f} s{extra})")
+                rate = metrics.get("finetune/mean_mask_rate", metrics.get("mean_mask_rate"))
+                right = metrics.get("finetune/pseudo_label_accuracy", metrics.get("pseudo_label_accuracy", float("nan")))
+                extra_txt = f", pseudo-labels kept {rate:.2f} / right {right:.2f}" if rate is not None else ""
+                cells.append(f"{name} {acc:.3f} ({time.perf_counter() - start:.0f} s{extra_txt})")
             print(f"# seed {seed}, {n} labels/class (pretraining {pre_s:.0f} s): " + "; ".join(cells), flush=True)
-    composed, tuned = rows[-1][0], "mlm-pretrained supervised fine-tune"
+    composed, tuned = rows[-1][1], COMPOSE[1][1]
     for n, table in tables.items():
         print("\n" + table.markdown() + "\n")
         diffs = {s: table.scores[composed][s] - table.scores[tuned][s] for s in table.seeds()}

@@ -111,3 +111,17 @@ def test_generative_resample_reproduces_the_run_and_tables_temperatures(tmp_path
     with pytest.raises(SystemExit, match="not finished"):
         generative.gan_temperature_table(tmp_path, [3], [t0])
 
+
+
+@pytest.mark.slow
+def test_text_compose_benchmark_tables_rows_and_reads_finished_runs(tmp_path, monkeypatch):
+    """benchmarks/lm.py --compose-seeds at smoke size: the mlm fine-tune and the composed recipe start from the
+    seed's one pretraining; a second call reads the finished run folders instead of training again."""
+    import lm
+
+    monkeypatch.setenv("SSLKIT_SMOKE", "1")
+    first = lm.compose([0], [2], 1, tmp_path, ablation=False)[2].scores
+    assert set(first) == {"mlm-pretrained supervised fine-tune", "composed: pseudo_label + mlm (semi_docstrings.yaml)"}
+    assert (tmp_path / "s0" / "pretrain" / "metrics.json").is_file()
+    monkeypatch.setattr(lm.sslkit, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    assert lm.compose([0], [2], 1, tmp_path, ablation=False)[2].scores == first
