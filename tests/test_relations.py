@@ -229,3 +229,41 @@ def test_prototype_nearest_centroid():
 def test_unknown_relation_key_suggests():
     with pytest.raises(ConfigError, match=r"relation\.treshold.*did you mean 'threshold'"):
         make({"name": "confidence", "treshold": 0.9})
+
+
+def test_propagation_graph_on_an_ema_teacher():
+    """The teacher follows ``0.75 * teacher + 0.25 * student`` and the graph is built on its features of
+    the labeled rows and the weak views (the student's features are ignored); with decay 0 the teacher
+    is the student itself (no BatchNorm here, so eval mode changes nothing) and the targets are those
+    of the student path."""
+    torch.manual_seed(0)
+    encoder = nn.Linear(2, 4)
+    cfg = {"name": "propagation", "k": 2, "certainty_weight": False}
+    r = make({**cfg, "teacher_decay": 0.75}, encoder=encoder)
+    r0 = make({**cfg, "teacher_decay": 0.0}, encoder=encoder)
+    assert not any(p.requires_grad for p in r.teacher.parameters())
+    before = [p.clone() for p in r.teacher.parameters()]
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.mul_(-2.0).add_(1.0)
+    for rel in (r, r0):
+        rel.after_step(encoder, nn.Linear(4, 2))
+    for t, b, s in zip(r.teacher.parameters(), before, encoder.parameters()):
+        assert torch.allclose(t, 0.75 * b + 0.25 * s, atol=1e-6)
+    for t, s in zip(r0.teacher.parameters(), encoder.parameters()):
+        assert torch.equal(t, s)
+    x, lx = torch.randn(6, 2), torch.randn(2, 2)
+    student = make(cfg)
+    with torch.no_grad():
+        by_hand = student(inp(x=x, features=r.teacher(x), labeled_x=lx, labeled_features=r.teacher(lx),
+                              labeled_y=[0, 1]))
+        student_path = student(inp(x=x, features=encoder(x), labeled_x=lx, labeled_features=encoder(lx),
+                                   labeled_y=[0, 1]))
+    junk = dict(x=x, features=torch.randn(6, 3), labeled_x=lx, labeled_features=torch.randn(2, 3), labeled_y=[0, 1])
+    assert torch.allclose(r(inp(**junk)).probs, by_hand.probs, atol=1e-6)
+    assert torch.allclose(r0(inp(**junk)).probs, student_path.probs, atol=1e-6)
+    assert not torch.allclose(by_hand.probs, student_path.probs, atol=1e-3)  # the teacher differs here
+    r.train()
+    assert not r.teacher.training  # features from running statistics, always
+    with pytest.raises(ConfigError, match=r"relation\.teacher_decay"):
+        make({"name": "propagation", "space": "input", "teacher_decay": 0.9})

@@ -71,3 +71,16 @@ def test_pseudo_labels_from_an_ema_teacher_resumed_match(tmp_path):
                                                "objectives[0].unlabeled_ratio": 2, "trainer.batch_size": 16,
                                                "trainer.log_every": 1})
     same(whole, resumed, ["train_loss", "test_accuracy", "mean_mask_rate"])
+
+
+def test_pseudo_labels_from_a_propagation_graph_on_an_ema_teacher_resumed_match(tmp_path):
+    whole, resumed, state = stopped_and_resumed(
+        RECIPES / "semi_digits_fixmatch.yaml", 8, 4, tmp_path,
+        **{"encoder.channels": [8, 16], "trainer.scheduler": {"name": "constant"},
+           "objectives[0].relation": {"name": "propagation", "k": 3, "teacher_decay": 0.5},
+           "objectives[0].unlabeled_ratio": 2, "trainer.batch_size": 16, "trainer.log_every": 1})
+    teacher = {k: v for k, v in state["model"].items() if ".relation.teacher." in k}
+    assert teacher  # the teacher's weights are in the checkpoint, and they are not the student's
+    assert any(not state["model"][k.replace("objectives.0.relation.teacher.", "encoder.")].equal(v)
+               for k, v in teacher.items() if v.is_floating_point())
+    same(whole, resumed, ["train_loss", "test_accuracy", "mean_mask_rate", "pseudo_label_accuracy"])

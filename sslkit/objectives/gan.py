@@ -26,7 +26,6 @@ tends to take the role of the digit class, which the run measures (``code_class_
 """
 from __future__ import annotations
 
-import copy
 from typing import Literal, Optional
 
 import torch
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.stream import StreamSpec
+from ..ema import ema_copy, ema_update
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count, NonNegative, NonNegativeInt, Positive, Rate
@@ -115,7 +115,7 @@ class GAN(Objective):
                                         nn.Linear(128, categorical_code)) if categorical_code else None)
         self.ema = ema
         # an averaged copy (no gradients, claimed by no player) that is checkpointed with the model
-        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if ema else None
+        self.generator_ema = ema_copy(self.generator) if ema else None
 
     def streams(self):
         return {"all": StreamSpec("all")}
@@ -202,10 +202,7 @@ class GAN(Objective):
     @torch.no_grad()
     def after_step(self, step, encoder):
         if self.generator_ema is not None:
-            for avg, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
-                avg.lerp_(p, 1 - self.ema)
-            for avg, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
-                avg.copy_(b)  # BatchNorm statistics: the current ones
+            ema_update(self.generator_ema, self.generator, self.ema)
 
     # -- evaluation
     def sample(self, n: int, device, seed: int, codes: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -8,9 +8,12 @@ from typing import Literal, Optional
 import torch
 import torch.nn.functional as F
 
+from torch import nn
+
+from ..ema import ema_copy, ema_update
 from ..errors import ConfigError
 from ..registry import register
-from ..schema import Count, NonNegative, OpenProbability, Positive, Probability
+from ..schema import Count, NonNegative, OpenProbability, Positive, Probability, Rate
 from .base import Relation, RelationContext, RelationInput, Targets, class_prior, confidence_mask
 
 
@@ -72,20 +75,36 @@ class Propagation(Relation):
     et al.'s certainty) when ``certainty_weight``, else 1; times ``1[max_c p_c >= threshold]``. A node the labels never reach
     gets a uniform ``p`` and weight 0.
 
+    With ``teacher_decay``, the graph of ``space: features`` is built on the features of a teacher
+    instead of the student's: an exponential moving average of the encoder, ``theta_g <- decay *
+    theta_g + (1 - decay) * theta_f`` after every optimizer step (BatchNorm statistics copied),
+    starting from the encoder's weights when the objective is built (a pretrained stage's, under
+    ``from:``), run in eval mode on the labeled rows ``X`` and the weak views ``z`` (CoMatch and
+    SimMatch build their graph and memory from the EMA model). The student's pseudo-label training
+    reshapes its features around the pseudo-labels' own mistakes; a slow teacher keeps the graph near
+    the features it started from while still following the student's gains.
+
     space: ``features`` or ``input``. kernel: ``cosine`` or ``gaussian`` (default: cosine on
     features, gaussian on inputs). k: neighbours per node. alpha: propagation strength in (0, 1).
     gamma: cosine affinity exponent. bandwidth: gaussian sigma (default: median k-th neighbour
     distance). certainty_weight: entropy-based weights. threshold: confidence of ``p`` needed to
-    use a sample. class_mass: class mass normalisation of the scores.
+    use a sample. class_mass: class mass normalisation of the scores. teacher_decay: EMA decay of the
+    teacher whose features the graph is built on (default: none, the student's current features;
+    0 is the student's weights seen in eval mode).
     """
 
     def __init__(self, ctx: RelationContext, *, space: Literal["features", "input"] = "features",
                  kernel: Optional[Literal["cosine", "gaussian"]] = None, k: Count = 10, alpha: OpenProbability = 0.99,
                  gamma: NonNegative = 3.0, bandwidth: Optional[Positive] = None, certainty_weight: bool = True,
-                 threshold: Probability = 0.0, class_mass: bool = False):
+                 threshold: Probability = 0.0, class_mass: bool = False, teacher_decay: Optional[Rate] = None):
         super().__init__()
         if space == "input" and ctx.info.modality == "text":
             raise ConfigError(f"{ctx.path}.space", "token ids have no geometry; use space: features for text")
+        if space == "input" and teacher_decay is not None:
+            raise ConfigError(f"{ctx.path}.teacher_decay", "a teacher gives features; space: input uses none")
+        # the teacher's weights are its own state (checkpointed with the objective)
+        self.teacher_decay = teacher_decay
+        self.teacher = ema_copy(ctx.encoder) if teacher_decay is not None else None
         self.space, self.k, self.alpha, self.gamma, self.bandwidth = space, k, alpha, gamma, bandwidth
         self.kernel = kernel or ("cosine" if space == "features" else "gaussian")
         self.certainty_weight, self.threshold = certainty_weight, threshold
@@ -93,10 +112,18 @@ class Propagation(Relation):
         # derived from the data at build time, so not checkpointed (older checkpoints load unchanged)
         self.register_buffer("prior", class_prior(ctx), persistent=False)
 
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()  # deterministic features: running BatchNorm statistics, no dropout
+        return self
+
     @torch.no_grad()
     def forward(self, inp: RelationInput) -> Targets:
         n, C = len(inp.labeled_y), self.num_classes
-        if self.space == "features":
+        if self.teacher is not None:
+            points = self.teacher(torch.cat([inp.labeled_x, inp.x])).flatten(1).float()
+        elif self.space == "features":
             points = torch.cat([inp.labeled_features, inp.features])
         else:
             points = torch.cat([inp.labeled_x.flatten(1), inp.x.flatten(1)])
@@ -114,3 +141,8 @@ class Propagation(Relation):
             entropy = -(probs * probs.clamp_min(1e-12).log()).sum(1)
             weight = weight * (1 - entropy / math.log(C)).clamp(0, 1)
         return Targets(probs, weight)
+
+    @torch.no_grad()
+    def after_step(self, encoder: nn.Module, head: nn.Module) -> None:
+        if self.teacher is not None:
+            ema_update(self.teacher, encoder, self.teacher_decay)

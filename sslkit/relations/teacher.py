@@ -1,11 +1,10 @@
 """Targets from an exponential-moving-average copy of the model (Mean Teacher, Tarvainen & Valpola 2017)."""
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
+from ..ema import ema_copy, ema_update
 from ..registry import register
 from ..schema import Positive, Probability, Rate
 from .base import Relation, RelationContext, RelationInput, Targets, confidence_mask
@@ -26,8 +25,7 @@ class Teacher(Relation):
         super().__init__()
         self.decay, self.threshold, self.temperature = decay, threshold, temperature
         # a copy, not the shared modules: the teacher's weights are its own state (checkpointed)
-        self.teacher = nn.Sequential(copy.deepcopy(ctx.encoder), copy.deepcopy(ctx.head))
-        self.teacher.requires_grad_(False)
+        self.teacher = ema_copy(nn.Sequential(ctx.encoder, ctx.head))
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -41,8 +39,4 @@ class Teacher(Relation):
 
     @torch.no_grad()
     def after_step(self, encoder: nn.Module, head: nn.Module) -> None:
-        student = nn.Sequential(encoder, head)
-        for t, s in zip(self.teacher.parameters(), student.parameters()):
-            t.lerp_(s.detach(), 1 - self.decay)
-        for t, s in zip(self.teacher.buffers(), student.buffers()):
-            t.copy_(s)
+        ema_update(self.teacher, nn.Sequential(encoder, head), self.decay)
