@@ -39,3 +39,10 @@ def load(path, map_location="cpu") -> dict:
     if not isinstance(state, dict) or "model" not in state:
         raise ConfigError("", f"cannot read checkpoint {path}: it is not an sslkit checkpoint (no 'model' entry).")
     return state
+
+
+def trained_weights(state: dict) -> dict:
+    """The model weights a later stage, an export or ``load_run`` should use from a checkpoint's ``state``:
+    its ``model`` entry, with the averaged parameters of ``ema_model`` in place of the raw ones when the
+    run kept an average (``trainer.ema_decay``; the raw ones stay in ``model`` to continue training)."""
+    return {**state["model"], **state.get("ema_model", {})}

@@ -62,6 +62,10 @@ class TrainerConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     grad_clip: Optional[Annotated[float, Range(0, None, min_open=True)]] = None  # max global grad norm
+    # decay of an exponential moving average of the model's weights (encoder and heads), updated after each
+    # step with timm's warm-up min(decay, (1 + step) / (10 + step)); evaluation, metrics.json, export and
+    # init_from use the average. null: off
+    ema_decay: Optional[Annotated[float, Range(0, 1, min_open=True, max_open=True)]] = None
     eval_every: Optional[Annotated[int, Range(1)]] = None  # steps between evaluations; null: once per epoch
     log_every: Annotated[int, Range(1)] = 10
     checkpoint_every: Optional[Annotated[int, Range(1)]] = None  # steps between checkpoints; null: once per epoch

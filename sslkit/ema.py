@@ -1,5 +1,6 @@
 """Exponential moving averages of a module's weights: Mean Teacher's teacher, an EMA generator, the
-teacher whose features a propagation graph is built on.
+teacher whose features a propagation graph is built on, and the whole model's average that a run with
+``trainer.ema_decay`` evaluates and saves (USB's ``ema_m``, timm's ``ModelEmaV3``).
 
 The average is a frozen copy of the module (:func:`ema_copy`) that its owner keeps as a submodule, so
 that it moves with the model and goes into checkpoints under the owner's keys; :func:`ema_update`
@@ -8,6 +9,7 @@ moves it toward the module after each optimizer step with torch's own EMA update
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -18,6 +20,62 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 def ema_copy(module: nn.Module) -> nn.Module:
     """A copy of ``module`` with its own weights and no gradients: the average's starting point."""
     return copy.deepcopy(module).requires_grad_(False)
+
+
+class AveragedWeights(nn.Module):
+    """The parameters and buffers of ``module`` alone, copied without gradients: the starting point of an
+    average of a whole model, whose objectives also hold things that are not weights (a dataset, a
+    tokenizer, a rollout buffer) that :func:`ema_copy`'s deep copy would duplicate. Its parameters and
+    buffers are in ``module``'s order, so :func:`ema_update` moves it like a copy of the module.
+
+    Parameters: ``module``, the module whose weights are averaged (its parameter names are kept in
+    ``names``, for :meth:`named_weights`)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.names = [name for name, _ in module.named_parameters()]
+        self.weights = nn.ParameterList([nn.Parameter(p.detach().clone(), requires_grad=False)
+                                         for p in module.parameters()])
+        for i, buf in enumerate(module.buffers()):
+            self.register_buffer(f"buffer_{i}", buf.detach().clone())
+
+    def named_weights(self) -> dict:
+        """``{parameter name in the module: averaged tensor}``."""
+        return dict(zip(self.names, self.weights))
+
+    @torch.no_grad()
+    def load_named_weights(self, weights: dict) -> None:
+        """Copy the averaged parameters of :meth:`named_weights` back in (a checkpoint's)."""
+        missing = [n for n in self.names if n not in weights]
+        if missing:
+            raise KeyError(f"no averaged weight for '{missing[0]}'")
+        for name, p in zip(self.names, self.weights):
+            p.copy_(weights[name])
+
+
+def warmup_decay(decay: float, updates: int) -> float:
+    """The decay of update number ``updates`` (0 for the first) with timm's / TensorFlow's warm-up,
+    ``min(decay, (1 + updates) / (10 + updates))``: the first updates follow the model closely, so an
+    average started from a randomly initialised head is not dominated by it for ~1 / (1 - decay) steps."""
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+@contextlib.contextmanager
+def averaged_weights_in(module: nn.Module, average: nn.Module):
+    """Within the block, ``module``'s parameters hold ``average``'s values (an ``ema_copy`` of it or its
+    :class:`AveragedWeights`); they are restored, bit for bit, on leaving (USB's ``apply_shadow`` /
+    ``restore``). Everything else of ``module`` (its objectives' state, its buffers) stays its own."""
+    params = list(module.parameters())
+    with torch.no_grad():
+        saved = [p.detach().clone() for p in params]
+        for p, avg in zip(params, average.parameters()):
+            p.copy_(avg)
+    try:
+        yield module
+    finally:
+        with torch.no_grad():
+            for p, own in zip(params, saved):
+                p.copy_(own)
 
 
 @torch.no_grad()

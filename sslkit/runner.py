@@ -122,7 +122,7 @@ def load_encoder_weights(encoder, source: str) -> None:
         return load_export(encoder, path)
     if path.is_dir():
         path = path / "checkpoints" / "last.pt"
-    state = checkpoint.load(path)["model"]
+    state = checkpoint.trained_weights(checkpoint.load(path))
     weights = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     try:
         encoder.load_state_dict(weights)
@@ -170,7 +170,7 @@ def load_run(run_dir, device="cpu"):
     data = build_data(cfg)
     model = build_model(cfg, data)
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt", map_location=device)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(checkpoint.trained_weights(state))
     return cfg, data, model.to(device).eval()
 
 
@@ -407,7 +407,9 @@ def plan_lines(cfg: dict, data: DataBundle, model: SSLModel, trainer: Trainer) -
             f"{len(test)} test rows{classes}",
             f"encoder: {cfg['encoder']['name']}, {enc:,} parameters ({total:,} with the objectives' heads)",
             f"objectives: {', '.join(model.names)}",
-            f"steps: {steps}"]
+            f"steps: {steps}"] + ([f"evaluation and saved model: an exponential moving average of the weights "
+                                  f"(decay {t['ema_decay']}, warm-up min(decay, (1 + step) / (10 + step)))"]
+                                 if t["ema_decay"] else [])
 
 
 __all__ = ["RunResult", "run", "validate", "SSLKitError"]

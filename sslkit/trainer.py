@@ -3,8 +3,8 @@
 Each step draws one batch from every stream the objectives asked for, then steps each player
 (``model``, or e.g. ``discriminator`` then ``generator``) with its own optimizer and schedule.
 Everything a resumed run needs — weights, optimizer and scheduler state, stream positions,
-RNG state — goes into the checkpoint, so on CPU a resumed run ends exactly where an
-uninterrupted one does.
+RNG state, the weight average of ``trainer.ema_decay`` — goes into the checkpoint, so on CPU a
+resumed run ends exactly where an uninterrupted one does.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from .acceleration import accelerate
 from .data import DataBundle
 from .data.loader import cache_images, make_batches
 from .data.stream import Stream, StreamSpec
+from .ema import AveragedWeights, averaged_weights_in, ema_update, warmup_decay
 from .errors import ConfigError, Interrupted, TrainingError, did_you_mean
 from .model import MAIN_PLAYER, SSLModel
 from .objectives.base import Objective
@@ -56,6 +57,9 @@ class Trainer:
         self.run_dir = run_dir
         self.rank, _, self.world = distributed.world()
         self.model = model.to(device)
+        # the average of the weights that evaluation and the saved model use (on the model's device; every
+        # DDP rank keeps the same one, as its weights are the same); taken before compiling the encoder
+        self.ema = AveragedWeights(self.model) if self.tcfg["ema_decay"] else None
         accelerate(self.model, device, self.tcfg["compile"])
         self.net = self.model
         if self.world > 1:
@@ -171,6 +175,8 @@ class Trainer:
             outputs[player] = (total, outs)
         for obj in self._after_step:
             obj.after_step(self.step, self.model.encoder)
+        if self.ema is not None:  # after the hooks: the average sees each step's final weights
+            ema_update(self.ema, self.model, warmup_decay(self.tcfg["ema_decay"], self.step))
         return outputs
 
     def _log_record(self, outputs, elapsed: float, steps: int) -> dict:
@@ -196,8 +202,20 @@ class Trainer:
         """What reporters see of this run (:class:`sslkit.reporters.RunContext`)."""
         return RunContext(self.data, self.model, self.device, self.run_dir, self.history, self.cfg["seed"])
 
+    def evaluated_weights(self):
+        """A context in which the model holds the weights it is evaluated and saved with: the average of
+        ``trainer.ema_decay`` when one is kept (its own weights come back on leaving), else its own."""
+        if self.ema is None:
+            return contextlib.nullcontext(self.model)
+        return averaged_weights_in(self.model, self.ema)
+
     def evaluate(self) -> dict:
-        """The objectives' ``test_*`` metrics and the reporters' :meth:`~sslkit.reporters.Reporter.during`."""
+        """The objectives' ``test_*`` metrics and the reporters' :meth:`~sslkit.reporters.Reporter.during`,
+        with the :meth:`evaluated_weights`."""
+        with self.evaluated_weights():
+            return self._evaluate()
+
+    def _evaluate(self) -> dict:
         metrics = {}
         self.model.eval()
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.amp else contextlib.nullcontext()
@@ -214,7 +232,12 @@ class Trainer:
 
     def report(self) -> dict:
         """The objectives' :meth:`~sslkit.objectives.base.Objective.final_metrics` and the reporters' final
-        metrics and files (rank 0, eval mode, no autocast: scores and figures in float32)."""
+        metrics and files (rank 0, eval mode, no autocast: scores and figures in float32), with the
+        :meth:`evaluated_weights`."""
+        with self.evaluated_weights():
+            return self._report()
+
+    def _report(self) -> dict:
         final = {}
         for obj in self.model.objectives:
             final.update(obj.final_metrics())
@@ -299,6 +322,8 @@ class Trainer:
             self._write({"step": self.step, "epoch": final["epoch"], **{k: v for k, v in final.items()
                                                                          if k.startswith("test_")}})
             final.update(self.report())
+            if self.ema is not None:  # says which weights the metrics describe
+                final["ema_decay"] = self.tcfg["ema_decay"]
         # over the whole run, resumes included (the time lost after the last checkpoint is not counted)
         final["train_time_s"] = round(wall, 3)
         final["samples_per_s"] = round(self.rows_per_step * self.step / max(wall, 1e-9), 1)
@@ -317,6 +342,8 @@ class Trainer:
             "rng": torch.get_rng_state(),
             "history": [json.dumps(r) for r in self.history],
         }
+        if self.ema is not None:  # by parameter name, so checkpoint.trained_weights can put it in the model's place
+            state["ema_model"] = {k: v.detach() for k, v in self.ema.named_weights().items()}
         if self.device.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -330,6 +357,12 @@ class Trainer:
                 s.load_state_dict(state["schedulers"][p])
             for k, s in self.streams.items():
                 s.load_state_dict(state["streams"][k])
+            if self.ema is not None:
+                if "ema_model" not in state:
+                    raise KeyError("the checkpoint has no weight average (it was written without trainer.ema_decay)")
+                self.ema.load_named_weights(state["ema_model"])
+                for avg, buf in zip(self.ema.buffers(), self.model.buffers()):
+                    avg.copy_(buf)  # the average's buffers are the model's (ema_update copies them)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise TrainingError(f"checkpoint does not match this recipe: {str(exc).splitlines()[0][:300]}") from None
         self.step = int(state["step"])

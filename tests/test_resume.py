@@ -84,3 +84,20 @@ def test_pseudo_labels_from_a_propagation_graph_on_an_ema_teacher_resumed_match(
     assert any(not state["model"][k.replace("objectives.0.relation.teacher.", "encoder.")].equal(v)
                for k, v in teacher.items() if v.is_floating_point())
     same(whole, resumed, ["train_loss", "test_accuracy", "mean_mask_rate", "pseudo_label_accuracy"])
+
+
+def test_a_run_with_a_weight_average_resumed_matches(tmp_path):
+    """trainer.ema_decay: the average is in the checkpoint, so the resumed run's metrics (evaluated with
+    the average) and its final raw and averaged weights equal the uninterrupted run's."""
+    whole, resumed, state = stopped_and_resumed(RECIPES / "supervised_digits.yaml", 8, 4, tmp_path,
+                                                **{"encoder.hidden": [16], "trainer.batch_size": 32,
+                                                   "trainer.scheduler": {"name": "constant"},
+                                                   "trainer.ema_decay": 0.9, "trainer.log_every": 1})
+    assert set(state["ema_model"]) == {k for k in state["model"] if not k.endswith(("running_mean", "running_var",
+                                                                                     "num_batches_tracked"))}
+    same(whole, resumed, ["train_loss", "test_accuracy", "ema_decay"])
+    ends = [checkpoint.load(tmp_path / run / "checkpoints" / "last.pt") for run in ("whole", "part")]
+    for key in ("model", "ema_model"):
+        assert ends[0][key].keys() == ends[1][key].keys()
+        for name, w in ends[0][key].items():
+            assert ends[1][key][name].equal(w), (key, name)
