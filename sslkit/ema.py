@@ -23,10 +23,12 @@ def ema_copy(module: nn.Module) -> nn.Module:
 
 
 class AveragedWeights(nn.Module):
-    """The parameters and buffers of ``module`` alone, copied without gradients: the starting point of an
-    average of a whole model, whose objectives also hold things that are not weights (a dataset, a
-    tokenizer, a rollout buffer) that :func:`ema_copy`'s deep copy would duplicate. Its parameters and
-    buffers are in ``module``'s order, so :func:`ema_update` moves it like a copy of the module.
+    """The parameters of ``module`` alone, copied without gradients: the starting point of an average of a
+    whole model, whose objectives also hold things that are not weights (a dataset, a tokenizer, a
+    rollout buffer) that :func:`ema_copy`'s deep copy would duplicate. Its parameters are in ``module``'s
+    order, so :func:`ema_update` moves it like a copy of the module; it has no buffers, since the
+    average's buffers would be the module's own (ema_update copies them), which
+    :func:`averaged_weights_in` leaves in place.
 
     Parameters: ``module``, the module whose weights are averaged (its parameter names are kept in
     ``names``, for :meth:`named_weights`)."""
@@ -36,8 +38,6 @@ class AveragedWeights(nn.Module):
         self.names = [name for name, _ in module.named_parameters()]
         self.weights = nn.ParameterList([nn.Parameter(p.detach().clone(), requires_grad=False)
                                          for p in module.parameters()])
-        for i, buf in enumerate(module.buffers()):
-            self.register_buffer(f"buffer_{i}", buf.detach().clone())
 
     def named_weights(self) -> dict:
         """``{parameter name in the module: averaged tensor}``."""
@@ -56,7 +56,8 @@ class AveragedWeights(nn.Module):
 def warmup_decay(decay: float, updates: int) -> float:
     """The decay of update number ``updates`` (0 for the first) with timm's / TensorFlow's warm-up,
     ``min(decay, (1 + updates) / (10 + updates))``: the first updates follow the model closely, so an
-    average started from a randomly initialised head is not dominated by it for ~1 / (1 - decay) steps."""
+    average started from a randomly initialised head does not keep its random weights for the first
+    ~1 / (1 - decay) steps (it reaches ``decay`` after ``(10 decay - 1) / (1 - decay)`` updates)."""
     return min(decay, (1 + updates) / (10 + updates))
 
 

@@ -361,8 +361,6 @@ class Trainer:
                 if "ema_model" not in state:
                     raise KeyError("the checkpoint has no weight average (it was written without trainer.ema_decay)")
                 self.ema.load_named_weights(state["ema_model"])
-                for avg, buf in zip(self.ema.buffers(), self.model.buffers()):
-                    avg.copy_(buf)  # the average's buffers are the model's (ema_update copies them)
         except (KeyError, RuntimeError, ValueError) as exc:
             raise TrainingError(f"checkpoint does not match this recipe: {str(exc).splitlines()[0][:300]}") from None
         self.step = int(state["step"])

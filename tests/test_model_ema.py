@@ -15,7 +15,7 @@ from sslkit.runner import build_data, build_model, load_encoder_weights, load_ru
 TINY = {
     "seed": 0,
     "data": {"name": "digits", "labels_per_class": 5},
-    "encoder": {"name": "mlp", "hidden": [16]},
+    "encoder": {"name": "mlp", "hidden": [16], "batch_norm": True},  # buffers: the model's own
     "objectives": [{"name": "supervised"}],
     "reporters": [],
     "trainer": {"batch_size": 16, "optimizer": {"name": "adamw", "lr": 0.05}, "scheduler": {"name": "constant"},
@@ -41,10 +41,9 @@ def test_the_average_follows_the_formula_step_by_step(tmp_path):
     d = 0.15
     cfg = config.resolve(TINY)
     w0 = build_model(cfg, build_data(cfg)).state_dict()
-    raw = [w0] + [run(tmp_path, f"s{k}", **{"trainer.max_steps": k, "trainer.ema_decay": d})[1]["model"]
-                  for k in (1, 2, 3)]
-    state = run(tmp_path, "s3b", **{"trainer.max_steps": 3, "trainer.ema_decay": d})[1]
-    average = state["ema_model"]
+    states = [run(tmp_path, f"s{k}", **{"trainer.max_steps": k, "trainer.ema_decay": d})[1] for k in (1, 2, 3)]
+    raw = [w0] + [state["model"] for state in states]
+    average = states[-1]["ema_model"]
     assert set(average) == {n for n, _ in build_model(cfg, build_data(cfg)).named_parameters()}
     for name, got in average.items():
         expect = raw[0][name].clone()
