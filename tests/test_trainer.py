@@ -161,9 +161,12 @@ def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_agree_with_one(tmp_path):
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_ddp_two_processes_agree_with_one(tmp_path, ema):
+    """With ``trainer.ema_decay`` too: every rank keeps the same average, rank 0 evaluates and saves it."""
     over = ["--set", "encoder.hidden=[64]", "--set", "trainer.progress=false", "--set", "trainer.max_steps=40",
             "--set", "trainer.batch_size=64", "--set", "trainer.log_every=40"]
+    over += ["--set", f"trainer.ema_decay={ema}"] if ema else []
     single = sslkit_main("run", RECIPE, *over, "--out", tmp_path / "single")
     assert single.returncode == 0, single.stderr
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -177,6 +180,11 @@ def test_ddp_two_processes_agree_with_one(tmp_path):
     # the two ranks together see exactly the single process's batches: same loss up to float rounding
     assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3, abs=1e-4)
     assert abs(b["test_accuracy"] - a["test_accuracy"]) <= 0.01
+    if ema:
+        assert a["ema_decay"] == b["ema_decay"] == ema
+        averages = [checkpoint.load(tmp_path / r / "checkpoints" / "last.pt")["ema_model"] for r in ("single", "ddp")]
+        for name, w in averages[0].items():
+            torch.testing.assert_close(averages[1][name], w, rtol=1e-3, atol=1e-4, msg=name)
 
 
 def test_device_auto_uses_cuda_when_present():
