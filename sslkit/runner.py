@@ -280,6 +280,7 @@ def run(recipe: Union[str, Path, dict, None] = None, overrides=None, out=None, r
         run_dir = Path(run_dir) if main else None
         with run_folder.RunLock(run_dir) if main else contextlib.nullcontext():
             metrics = _train(cfg, run_dir, resuming, device)
+        distributed.barrier()  # rank 0 evaluates alone at the end: the others wait before tearing the group down
         finished_before = bool(metrics.pop("already_finished", False))
         note = None if finished_before else busy_machine_note(metrics.get("train_time_s", 0.0))
         return RunResult(metrics, run_dir, finished_before, [note] if note else [])
@@ -312,7 +313,9 @@ def _run_stages(raw, overrides, recipe, target, resuming, only, overwrite) -> Ru
                 run_folder.prepare_new(top, overwrite)
         top = Path(distributed.broadcast(str(top) if main else None))
         with run_folder.RunLock(top) if main else contextlib.nullcontext():
-            return _train_stages(stages, names, top, resuming, only, device)
+            result = _train_stages(stages, names, top, resuming, only, device)
+        distributed.barrier()  # as in run(): no rank leaves while rank 0 still evaluates
+        return result
     finally:
         distributed.shutdown()
 
