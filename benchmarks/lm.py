@@ -168,15 +168,14 @@ def finetune(seeds: list, labels_per_class: list, threads=None) -> None:
 
 
 SEMI = ROOT / "recipes" / "semi_docstrings.yaml"
-PL_ONLY = {"stages.finetune.objectives": lambda: config.load_yaml(SEMI)["stages"]["finetune"]["objectives"][:1]}
-# the fine-tune's 400 steps: with mlm's stream over every row, the recipe's 100 epochs would be 10,200 steps
+# the fine-tune's 400 steps: with mlm's stream over every row, finetune_docstrings' 100 epochs would be 10,200 steps
 MLM_KEPT = {"stages.finetune.objectives[1]": {"name": "mlm"}, "stages.finetune.trainer.max_steps": 400}
 COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): the ablation, each part alone, then together
     ("scratch", "supervised, scratch", "finetune_docstrings.yaml", False, {}),
     ("ft", "mlm-pretrained supervised fine-tune", "finetune_docstrings.yaml", True, {}),
     ("ft_mlm", "fine-tune + mlm kept on (no pseudo-labels)", "finetune_docstrings.yaml", True, MLM_KEPT),
-    ("pl", "fine-tune + pseudo_label (mlm not kept on)", "semi_docstrings.yaml", True, PL_ONLY),
-    ("composed", "composed: pseudo_label + mlm (semi_docstrings.yaml)", "semi_docstrings.yaml", True, {}),
+    ("pl_mlm", "pseudo_label + mlm kept on", "semi_docstrings.yaml", True, MLM_KEPT),
+    ("composed", "composed: mlm pretraining, then pseudo_label (semi_docstrings.yaml)", "semi_docstrings.yaml", True, {}),
 )
 PLAIN = ("ft", "composed")  # the rows of --no-ablation: the issue's comparison
 
@@ -209,7 +208,7 @@ def compose(seeds: list, labels_per_class: list, threads: int, folder: Path, abl
             for key, name, recipe, warm, extra in rows:
                 over = {**base, "data.labels_per_class": n, "stages.finetune.from": None,
                         **({"stages.finetune.encoder.init_from": str(pre)} if warm else {}),
-                        **{k: v() if callable(v) else v for k, v in extra.items()}}
+                        **extra}
                 start, run_dir = time.perf_counter(), folder / f"s{seed}_{n}_{key}" / "finetune"
                 metrics = (read_metrics(run_dir) if is_finished(run_dir) else
                            sslkit.run(ROOT / "recipes" / recipe, overrides=over, stage="finetune", overwrite=True,
