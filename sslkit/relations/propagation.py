@@ -7,7 +7,6 @@ from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
-
 from torch import nn
 
 from ..ema import ema_copy, ema_update
