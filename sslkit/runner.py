@@ -6,6 +6,7 @@ evaluation), ``metrics.json`` (final flat metrics), ``checkpoints/last.pt`` and 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from .model import SSLModel
 from .objectives.base import ObjectiveContext
 from .registry import registry
 from .schema import Part, build, part_name, split_common
+from .text.tokenizers import tokenizer_mismatch
 from .trainer import Trainer, resolve_device
 
 
@@ -112,17 +114,38 @@ def build_data(cfg: dict) -> DataBundle:
     return prepare(examples, common, cfg["seed"])
 
 
-def load_encoder_weights(encoder, source: str) -> None:
+def _recorded_tokenizer(path: Path, saved: Optional[dict]) -> Optional[dict]:
+    """The tokenizer state a source recorded (a checkpoint's ``tokenizer``, an export's), or None when it
+    recorded none: a checkpoint of a run without text or older than the record, an export whose model
+    brings its own tokenizer."""
+    if saved is None:
+        from .export import CONFIG
+
+        return json.loads((path / CONFIG).read_text()).get("tokenizer")
+    return json.loads(saved["tokenizer"]) if saved.get("tokenizer") else None
+
+
+def load_encoder_weights(encoder, source: str, tokenizer=None) -> None:
     """Copy the ``encoder.*`` weights of a run folder's (or a checkpoint file's) model into ``encoder``, or
-    the weights of a folder written by ``sslkit export``."""
+    the weights of a folder written by ``sslkit export``. ``tokenizer``: this run's data tokenizer; a source
+    whose recorded tokenizer differs is refused (its embeddings were trained for other ids)."""
     from .export import is_export, load_export
 
     path = Path(source)
-    if is_export(path):
-        return load_export(encoder, path)
-    if path.is_dir():
+    if path.is_dir() and not is_export(path):
         path = path / "checkpoints" / "last.pt"
-    state = checkpoint.trained_weights(checkpoint.load(path))
+    saved = checkpoint.load(path) if not is_export(path) else None
+    recorded = _recorded_tokenizer(path, saved)
+    if recorded is not None:
+        why = tokenizer_mismatch(recorded, tokenizer)
+        if why:
+            raise ConfigError("encoder.init_from", f"{source} was trained on the ids of another tokenizer ({why}): "
+                                                   f"its embeddings would stand for other tokens. Build this run's data "
+                                                   f"with the source run's data.tokenizer and text (a word or bpe "
+                                                   f"vocabulary is fitted on the dataset's text)")
+    if saved is None:
+        return load_export(encoder, path)
+    state = checkpoint.trained_weights(saved)
     weights = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
     try:
         encoder.load_state_dict(weights)
@@ -136,7 +159,7 @@ def build_model(cfg: dict, data: DataBundle, stages: Optional[dict] = None) -> S
     torch.manual_seed(cfg["seed"])
     encoder = build("encoders", cfg["encoder"], data.info, path="encoder", common=EncoderCommon)
     if cfg["encoder"]["init_from"]:
-        load_encoder_weights(encoder, cfg["encoder"]["init_from"])
+        load_encoder_weights(encoder, cfg["encoder"]["init_from"], data.info.tokenizer)
     objectives, names, weights = [], [], []
     for i, ocfg in enumerate(cfg["objectives"]):
         path = f"objectives[{i}]"

@@ -342,6 +342,9 @@ class Trainer:
             "rng": torch.get_rng_state(),
             "history": [json.dumps(r) for r in self.history],
         }
+        tok = self.data.info.tokenizer
+        if tok is not None:  # what the ids meant, so a later encoder.init_from can refuse other ids
+            state["tokenizer"] = json.dumps(tok.state())
         if self.ema is not None:  # by parameter name, so checkpoint.trained_weights can put it in the model's place
             state["ema_model"] = {k: v.detach() for k, v in self.ema.named_weights().items()}
         if self.device.type == "cuda":

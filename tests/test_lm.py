@@ -435,6 +435,27 @@ def test_finetune_loads_a_pretrained_encoder(tmp_path):
 
 
 @pytest.mark.slow
+def test_init_from_refuses_an_encoder_trained_on_another_vocabulary(tmp_path):
+    """A word vocabulary is fitted on the dataset's text: an encoder pretrained on other text has embeddings for
+    other words at the same ids, so encoder.init_from (a run folder or its export) names the mismatch."""
+    from sslkit.export import export
+
+    word = {"name": "word", "vocab_size": 300}
+    pre = sslkit.run(RECIPES / "lm_mlm.yaml", overrides={**TINY, "data.tokenizer": word}, out=tmp_path / "pre")
+    exported = export(pre.run_dir, tmp_path / "exported")
+    ft = {**SMOKE, "data.max_length": 32, "data.tokenizer": word, "encoder.dim": 128}
+    for source in (pre.run_dir, exported):
+        sets = [f"{k}={v}" for k, v in {**ft, "encoder.init_from": str(source)}.items()]
+        with pytest.raises(ConfigError, match="another tokenizer.*word, 300 ids there, word, 300 ids here, the same "
+                                              "size but other tokens") as err:
+            sslkit.validate(RECIPES / "supervised_docstrings.yaml", sets)
+        assert err.value.path == "encoder.init_from"
+    # the same text and tokenizer: accepted
+    sets = [f"{k}={v}" for k, v in {**TINY, "data.tokenizer": word, "encoder.init_from": str(pre.run_dir)}.items()]
+    sslkit.validate(RECIPES / "lm_mlm.yaml", sets)
+
+
+@pytest.mark.slow
 def test_finetune_recipe_starts_from_its_pretrain_stage(tmp_path):
     """recipes/finetune_docstrings.yaml: the finetune stage's encoder starts from the pretrain stage's."""
     res = sslkit.run(RECIPES / "finetune_docstrings.yaml", overrides={**SMOKE, "data.max_length": 32},

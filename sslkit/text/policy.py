@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import ConfigError
 from .generate import NextTokenLogits, next_tokens
 from .lm_head import LM_HEADS, embedding_of
+from .tokenizers import tokenizer_mismatch
 
 
 def response_mask(seq: torch.Tensor, prompt_len: torch.Tensor, pad_id: int, eos_id: Optional[int] = None) -> torch.Tensor:
@@ -164,11 +165,10 @@ def load_stage(stages: dict, name: str, path: str, tokenizer, what: str):
         raise ConfigError(path, f"stage '{name}' has not finished ({run_dir} has no checkpoint); run it first")
     cfg, data, model = load_run(run_dir)
     theirs = data.info.tokenizer.state() if data.info.tokenizer is not None else None
-    if theirs != tokenizer.state():
-        desc = theirs["name"] if theirs else "no tokenizer"
-        raise ConfigError(path, f"the {what} of stage '{name}' uses a different tokenizer ({desc}, "
-                                f"{len(theirs['vocab']) if theirs else 0} ids) than this stage ({tokenizer.name}, "
-                                f"{tokenizer.vocab_size} ids); train both with the same data.tokenizer")
+    why = tokenizer_mismatch(theirs, tokenizer)
+    if why:
+        raise ConfigError(path, f"the {what} of stage '{name}' uses a different tokenizer than this stage "
+                                f"({why}); train both with the same data.tokenizer")
     return model
 
 

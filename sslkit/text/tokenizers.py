@@ -49,6 +49,23 @@ class Tokenizer:
         return {"name": self.name, "vocab": list(self.vocab)}
 
 
+def tokenizer_mismatch(theirs, tokenizer) -> str:
+    """Why ids made by the tokenizer whose :meth:`Tokenizer.state` is ``theirs`` (None: no tokenizer) mean
+    other tokens than ``tokenizer``'s ids (None: no tokenizer), or ``""`` when they are the same.
+    A word or bpe vocabulary is fitted on a dataset's text, so two vocabularies of one size can still
+    put other words at the same ids: an embedding table trained on one reads the other as noise."""
+    ours = tokenizer.state() if tokenizer is not None else None
+    if theirs == ours:
+        return ""
+
+    def describe(state):
+        return f"{state['name']}, {len(state['vocab'])} ids" if state else "no tokenizer"
+
+    same_size = theirs and ours and len(theirs["vocab"]) == len(ours["vocab"])
+    return f"{describe(theirs)} there, {describe(ours)} here" + (", the same size but other tokens at the same ids"
+                                                                 if same_size else "")
+
+
 @register("tokenizers", "byte")
 class ByteTokenizer(Tokenizer):
     """UTF-8 bytes: 256 byte tokens after the 5 specials (vocabulary 261). Needs no training."""
