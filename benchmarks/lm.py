@@ -168,13 +168,16 @@ def finetune(seeds: list, labels_per_class: list, threads=None) -> None:
 
 
 SEMI = ROOT / "recipes" / "semi_docstrings.yaml"
-# the fine-tune's 400 steps: with mlm's stream over every row, finetune_docstrings' 100 epochs would be 10,200 steps
-MLM_KEPT = {"stages.finetune.objectives[1]": {"name": "mlm"}, "stages.finetune.trainer.max_steps": 400}
-COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): the ablation, each part alone, then together
+PL = "stages.finetune.objectives[0]."
+# UDA's consistency targets (Xie et al. 2020): softmax sharpened at temperature 0.4, kept above 0.8, soft CE
+UDA = {PL + "relation": {"name": "confidence", "threshold": 0.8, "temperature": 0.4}, PL + "loss": "soft"}
+COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): each part alone, then together
     ("scratch", "supervised, scratch", "finetune_docstrings.yaml", False, {}),
+    ("pl_scratch", "pseudo_label alone, scratch (no pretraining)", "semi_docstrings.yaml", False, {}),
     ("ft", "mlm-pretrained supervised fine-tune", "finetune_docstrings.yaml", True, {}),
-    ("ft_mlm", "fine-tune + mlm kept on (no pseudo-labels)", "finetune_docstrings.yaml", True, MLM_KEPT),
-    ("pl_mlm", "pseudo_label + mlm kept on", "semi_docstrings.yaml", True, MLM_KEPT),
+    ("uda", "pretraining, then UDA-style soft targets (T 0.4, threshold 0.8)", "semi_docstrings.yaml", True, UDA),
+    ("pl90", "pretraining, then pseudo_label at threshold 0.9 (the third session's recipe)", "semi_docstrings.yaml",
+     True, {PL + "relation.threshold": 0.9}),
     ("composed", "composed: mlm pretraining, then pseudo_label (semi_docstrings.yaml)", "semi_docstrings.yaml", True, {}),
 )
 PLAIN = ("ft", "composed")  # the rows of --no-ablation: the issue's comparison
@@ -220,7 +223,7 @@ def compose(seeds: list, labels_per_class: list, threads: int, folder: Path, abl
                 extra_txt = f", pseudo-labels kept {rate:.2f} / right {right:.2f}" if rate is not None else ""
                 cells.append(f"{name} {acc:.3f} ({time.perf_counter() - start:.0f} s{extra_txt})")
             print(f"# seed {seed}, {n} labels/class (pretraining {pre_s:.0f} s): " + "; ".join(cells), flush=True)
-    composed, tuned = rows[-1][1], COMPOSE[1][1]
+    composed, tuned = rows[-1][1], next(name for key, name, *_ in COMPOSE if key == "ft")
     for n, table in tables.items():
         print("\n" + table.markdown() + "\n")
         diffs = {s: table.scores[composed][s] - table.scores[tuned][s] for s in table.seeds()}
