@@ -176,7 +176,7 @@ COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): each part al
     ("pl_scratch", "pseudo_label alone, scratch (no pretraining)", "semi_docstrings.yaml", False, {}),
     ("ft", "mlm-pretrained supervised fine-tune", "finetune_docstrings.yaml", True, {}),
     ("uda", "pretraining, then UDA-style soft targets (T 0.4, threshold 0.8)", "semi_docstrings.yaml", True, UDA),
-    ("pl90", "pretraining, then pseudo_label at threshold 0.9 (the third session's recipe)", "semi_docstrings.yaml",
+    ("pl90", "pretraining, then pseudo_label at threshold 0.9 (the third session's fine-tune stage)", "semi_docstrings.yaml",
      True, {PL + "relation.threshold": 0.9}),
     ("composed", "composed: mlm pretraining, then pseudo_label (semi_docstrings.yaml)", "semi_docstrings.yaml", True, {}),
 )
