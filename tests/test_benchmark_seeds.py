@@ -121,7 +121,9 @@ def test_text_compose_benchmark_tables_rows_and_reads_finished_runs(tmp_path, mo
 
     monkeypatch.setenv("SSLKIT_SMOKE", "1")
     first = lm.compose([0], [2], 1, tmp_path, ablation=False)[2].scores
-    assert set(first) == {"mlm-pretrained supervised fine-tune", "composed: mlm pretraining, then pseudo_label (semi_docstrings.yaml)"}
+    assert set(first) == {"mlm-pretrained supervised fine-tune", "composed: mlm pretraining, then pseudo_label (semi_docstrings.yaml)",
+                          lm.TFIDF}
+    assert 0.0 <= first[lm.TFIDF][0] <= 1.0
     assert (tmp_path / "s0" / "pretrain" / "metrics.json").is_file()
     monkeypatch.setattr(lm.sslkit, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
     assert lm.compose([0], [2], 1, tmp_path, ablation=False)[2].scores == first
