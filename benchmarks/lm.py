@@ -180,7 +180,7 @@ COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): each part al
      True, {PL + "relation.threshold": 0.9}),
     ("composed", "composed: mlm pretraining, then pseudo_label (semi_docstrings.yaml)", "semi_docstrings.yaml", True, {}),
 )
-PLAIN = ("ft", "composed")
+PLAIN = ("ft", "composed")  # the rows of --no-ablation: the comparison
 TFIDF = "TF-IDF + logistic regression (labeled rows)"
 
 
@@ -206,11 +206,12 @@ def tfidf_accuracy(run_dir: Path) -> float:
         return csr_matrix((np.ones(keep.sum()), (rows[keep], x.ravel()[keep])), shape=(len(x), vocab))
 
     train, test = data.train.columns, data.test.columns
-    tfidf = TfidfTransformer(sublinear_tf=True).fit(counts(train["x"]))
-    y, labeled = train["y"].numpy(), train["y"].numpy() >= 0
-    clf = LogisticRegression(C=10, max_iter=3000).fit(tfidf.transform(counts(train["x"]))[labeled], y[labeled])
+    train_counts = counts(train["x"])
+    tfidf = TfidfTransformer(sublinear_tf=True).fit(train_counts)
+    y = train["y"].numpy()
+    labeled = y >= 0
+    clf = LogisticRegression(C=10, max_iter=3000).fit(tfidf.transform(train_counts)[labeled], y[labeled])
     return float((clf.predict(tfidf.transform(counts(test["x"]))) == test["y"].numpy()).mean())
-  # the rows of --no-ablation: the comparison
 
 
 def pretrained_encoder(seed: int, base: dict, folder: Path) -> Path:
