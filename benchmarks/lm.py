@@ -12,7 +12,7 @@
    classifier on 20 labels per class) against its finetune stage alone from scratch, per seed
    (each seed is another train/test split), optionally at several ``--labels-per-class``.
 6. ``--compose-seeds 0-9``: the composed ``recipes/semi_docstrings.yaml`` (the same mlm pretraining, then
-   ``pseudo_label`` over the unlabeled docstrings) against the mlm-pretrained supervised fine-tune, with the
+   ``pseudo_label`` over the unlabeled docstrings with the masked-LM loss kept on) against the mlm-pretrained supervised fine-tune, with the
    ablation (neither part, each part alone, both) per seed and label budget; seeds 0-2 tuning, the rest
    held-out (``benchmarks/seeds.py``). ``--pretrained DIR`` keeps each seed's pretraining in
    ``DIR/s<seed>/pretrain`` and reuses a finished one (one pretraining serves every row of a seed).
@@ -169,16 +169,44 @@ def finetune(seeds: list, labels_per_class: list, threads=None) -> None:
 
 SEMI = ROOT / "recipes" / "semi_docstrings.yaml"
 PL = "stages.finetune.objectives[0]."
+# the pretraining's loss kept on in the supervised fine-tune; 400 steps as without it (an epoch would now be
+# a pass over every training row, not over the labeled ones)
+MLM_ON = {"stages.finetune.objectives[1]": {"name": "mlm"}, "stages.finetune.trainer.max_steps": 400}
+
+
+def pseudo_label_alone(relation: dict, **options) -> dict:
+    """Overrides that make semi_docstrings.yaml's fine-tune stage its ``pseudo_label`` objective alone (no
+    masked-LM loss kept on) with this relation: the earlier sessions' forms of the recipe."""
+    objective = config.load_yaml(SEMI)["stages"]["finetune"]["objectives"][0]
+    return {"stages.finetune.objectives": [{**objective, "relation": relation, **options}]}
+
+
+def confidence(threshold: float) -> dict:
+    return {"name": "confidence", "threshold": threshold}
+
+
 # UDA's consistency targets (Xie et al. 2020): softmax sharpened at temperature 0.4, kept above 0.8, soft CE
-UDA = {PL + "relation": {"name": "confidence", "threshold": 0.8, "temperature": 0.4}, PL + "loss": "soft"}
+UDA = pseudo_label_alone({**confidence(0.8), "temperature": 0.4}, loss="soft")
 COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): each part alone, then together
     ("scratch", "supervised, scratch", "finetune_docstrings.yaml", False, {}),
-    ("pl_scratch", "pseudo_label alone, scratch (no pretraining)", "semi_docstrings.yaml", False, {}),
+    ("pl_scratch", "pseudo_label alone at 0.95, scratch (no pretraining)", "semi_docstrings.yaml", False,
+     pseudo_label_alone(confidence(0.95))),
     ("ft", "mlm-pretrained supervised fine-tune", "finetune_docstrings.yaml", True, {}),
+    ("ft_mlm", "pretraining, then supervised with the masked-LM loss kept on", "finetune_docstrings.yaml", True,
+     MLM_ON),
     ("uda", "pretraining, then UDA-style soft targets (T 0.4, threshold 0.8)", "semi_docstrings.yaml", True, UDA),
-    ("pl90", "pretraining, then pseudo_label at threshold 0.9 (the third session's fine-tune stage)", "semi_docstrings.yaml",
-     True, {PL + "relation.threshold": 0.9}),
-    ("composed", "composed: mlm pretraining, then pseudo_label (semi_docstrings.yaml)", "semi_docstrings.yaml", True, {}),
+    ("freematch", "pretraining, then pseudo_label with FreeMatch's adaptive thresholds", "semi_docstrings.yaml",
+     True, pseudo_label_alone({"name": "adaptive", "mode": "freematch"})),
+    ("pl90", "pretraining, then pseudo_label alone at 0.9 (the third session's fine-tune stage)",
+     "semi_docstrings.yaml", True, pseudo_label_alone(confidence(0.9))),
+    ("pl95", "pretraining, then pseudo_label alone at 0.95 (the fourth session's recipe)", "semi_docstrings.yaml",
+     True, pseudo_label_alone(confidence(0.95))),
+    ("pl80", "pretraining, then pseudo_label alone at 0.8", "semi_docstrings.yaml", True,
+     pseudo_label_alone(confidence(0.8))),
+    ("pl_mlm95", "pretraining, then pseudo_label at 0.95 with the masked-LM loss kept on", "semi_docstrings.yaml",
+     True, {PL + "relation.threshold": 0.95}),
+    ("composed", "composed: mlm pretraining, then pseudo_label at 0.8 + masked-LM (semi_docstrings.yaml)",
+     "semi_docstrings.yaml", True, {}),
 )
 PLAIN = ("ft", "composed")  # the rows of --no-ablation: the issue's comparison
 TFIDF = "TF-IDF + logistic regression (labeled rows)"

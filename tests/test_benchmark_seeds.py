@@ -121,9 +121,30 @@ def test_text_compose_benchmark_tables_rows_and_reads_finished_runs(tmp_path, mo
 
     monkeypatch.setenv("SSLKIT_SMOKE", "1")
     first = lm.compose([0], [2], 1, tmp_path, ablation=False)[2].scores
-    assert set(first) == {"mlm-pretrained supervised fine-tune", "composed: mlm pretraining, then pseudo_label (semi_docstrings.yaml)",
-                          lm.TFIDF}
+    composed = next(name for key, name, *_ in lm.COMPOSE if key == "composed")
+    assert set(first) == {"mlm-pretrained supervised fine-tune", composed, lm.TFIDF}
     assert 0.0 <= first[lm.TFIDF][0] <= 1.0
     assert (tmp_path / "s0" / "pretrain" / "metrics.json").is_file()
     monkeypatch.setattr(lm.sslkit, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
     assert lm.compose([0], [2], 1, tmp_path, ablation=False)[2].scores == first
+
+
+def test_text_compose_ablation_rows_drop_the_masked_lm_loss_where_they_say_alone():
+    """The ablation's earlier recipe forms are pseudo_label alone: their overrides replace the fine-tune stage's
+    objectives with the recipe's pseudo_label and the row's relation, and nothing else changes."""
+    import lm
+    from sslkit import config
+    from sslkit.stages import resolve_stages
+
+    rows = {key: extra for key, _, _, _, extra in lm.COMPOSE}
+    recipe = config.load_yaml(lm.SEMI)
+    assert [o["name"] for o in recipe["stages"]["finetune"]["objectives"]] == ["pseudo_label", "mlm"]
+    for key, threshold in (("pl90", 0.9), ("pl95", 0.95), ("pl80", 0.8)):
+        stage = resolve_stages(recipe, rows[key])["finetune"][0]
+        (objective,) = stage["objectives"]
+        assert (objective["relation"]["name"], objective["relation"]["threshold"]) == ("confidence", threshold)
+        recipe_form = resolve_stages(recipe)["finetune"][0]["objectives"][0]
+        assert {k: v for k, v in objective.items() if k != "relation"} == \
+            {k: v for k, v in recipe_form.items() if k != "relation"}
+    with_mlm = resolve_stages(recipe, rows["pl_mlm95"])["finetune"][0]["objectives"]
+    assert [o["name"] for o in with_mlm] == ["pseudo_label", "mlm"] and with_mlm[0]["relation"]["threshold"] == 0.95
