@@ -297,7 +297,7 @@ def compose(seeds: list, labels_per_class: list, threads: int, folder: Path, abl
         held = [v for s, v in diffs.items() if s not in (0, 1, 2)]
         target = table.summary(tuned)["held_out_mean"]
         if held and target is not None:
-            print(held_out_verdict(table, composed, round(target + 0.03, 4)) + " (target: the mlm fine-tune's "
+            print(held_out_verdict(table, composed, target + 0.03) + " (target: the mlm fine-tune's "
                   "held-out mean + 0.03)")
     return tables
 

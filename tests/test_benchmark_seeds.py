@@ -21,6 +21,20 @@ def test_parse_seeds_ranges_and_lists():
         parse_seeds(",")
 
 
+def test_held_out_verdict_counts_a_tie_with_the_target_as_met():
+    """The text target is another row's held-out mean + 0.03: an exact tie, whose float sums differ in the
+    last bits, is met; a shortfall in the fourth decimal is not."""
+    from seeds import held_out_verdict
+
+    t = SeedTable("acc", ours=["ours"])
+    for seed, (ours, base) in enumerate([(0.5, 0.5)] * 3 + [(0.507, 0.477), (0.526, 0.496), (0.519, 0.489)]):
+        t.add(seed, "ours", ours)
+        t.add(seed, "base", base)
+    target = t.summary("base")["held_out_mean"] + 0.03
+    assert held_out_verdict(t, "ours", target).endswith(f"vs target {target:.4f}: met")
+    assert held_out_verdict(t, "ours", target + 1e-4).endswith("MISSED")
+
+
 def test_default_seeds_and_threads():
     args = add_seed_args(argparse.ArgumentParser()).parse_args([])
     assert args.seeds == list(range(10)) and args.threads == 1
