@@ -153,11 +153,11 @@ def test_text_compose_ablation_rows_drop_the_masked_lm_loss_where_they_say_alone
     rows = {key: extra for key, _, _, _, extra in lm.COMPOSE}
     recipe = config.load_yaml(lm.SEMI)
     assert [o["name"] for o in recipe["stages"]["finetune"]["objectives"]] == ["pseudo_label", "mlm"]
+    recipe_form = resolve_stages(recipe)["finetune"][0]["objectives"][0]
     for key, threshold in (("pl90", 0.9), ("pl95", 0.95), ("pl80", 0.8)):
         stage = resolve_stages(recipe, rows[key])["finetune"][0]
         (objective,) = stage["objectives"]
         assert (objective["relation"]["name"], objective["relation"]["threshold"]) == ("confidence", threshold)
-        recipe_form = resolve_stages(recipe)["finetune"][0]["objectives"][0]
         assert {k: v for k, v in objective.items() if k != "relation"} == \
             {k: v for k, v in recipe_form.items() if k != "relation"}
     with_mlm = resolve_stages(recipe, rows["pl_mlm95"])["finetune"][0]["objectives"]
