@@ -22,6 +22,7 @@ from torch import nn
 from . import checkpoint, distributed
 from .acceleration import accelerate
 from .data import DataBundle
+from .data.base import labeled_rows
 from .data.loader import cache_images, make_batches
 from .data.stream import Stream, StreamSpec
 from .ema import AveragedWeights, averaged_weights_in, ema_update, warmup_decay
@@ -85,7 +86,8 @@ class Trainer:
     # ----------------------------------------------------------------- set-up
     def _build_streams(self):
         bs = self.tcfg["batch_size"]
-        sources = {"labeled": self.data.labeled, "all": self.data.train}
+        train = self.data.streamed_train()  # every batch carries its rows' indices (column `row`)
+        sources = {"labeled": labeled_rows(train), "all": train}
         self.streams, self.stream_views, self.batches, self.routes = {}, {}, {}, []
         for i, obj in enumerate(self.model.objectives):
             route = {}

@@ -267,3 +267,67 @@ def test_propagation_graph_on_an_ema_teacher():
     assert not r.teacher.training  # features from running statistics, always
     with pytest.raises(ConfigError, match=r"relation\.teacher_decay"):
         make({"name": "propagation", "space": "input", "teacher_decay": 0.9})
+
+
+def spreading_ctx(x, y, modality="tabular", tokenizer=None, C=2):
+    info = DataInfo(modality, tuple(x.shape[1:]), C, [str(c) for c in range(C)], tokenizer=tokenizer, name="toy")
+    train = TensorData({"x": x, "y": torch.tensor(y)})
+    return RelationContext(info, nn.Linear(2, 4), nn.Linear(4, C), None, "objectives[0].relation", train)
+
+
+def test_label_spreading_matches_closed_form_and_looks_up_rows():
+    # rbf kernel: scikit-learn's graph is exp(-gamma d^2) without self-loops, normalised by its degrees,
+    # so its fixed point is the closed form of propagate() with the same affinities
+    xs = torch.tensor([[0.0, 0.0], [3.0, 0.0], [1.0, 0.0], [2.5, 0.0], [0.5, 0.5]])
+    y = [0, 1, -1, -1, -1]
+    r = build("relations", {"name": "label_spreading", "kernel": "rbf", "gamma": 0.5, "alpha": 0.9, "tol": 1e-9},
+              spreading_ctx(xs, y), path="objectives[0].relation")
+    d2 = ((xs[:, None, :] - xs[None, :, :]) ** 2).sum(-1).numpy()
+    W = np.exp(-0.5 * d2)
+    np.fill_diagonal(W, 0)
+    d = 1 / np.sqrt(W.sum(1))
+    Y = np.zeros((5, 2))
+    Y[0, 0] = Y[1, 1] = 1
+    Fm = np.linalg.solve(np.eye(5) - 0.9 * d[:, None] * W * d[None, :], Y)
+    p = Fm / Fm.sum(1, keepdims=True)
+    rows = torch.tensor([3, 0, 2, 4, 1])  # a batch's rows, in the stream's order; labeled rows keep their label
+    out = r(RelationInput(torch.zeros(5, 2), torch.zeros(5, 2), torch.zeros(5, 3), torch.zeros(1, 2),
+                          torch.zeros(1, 3), torch.tensor([0]), rows))
+    expected = p[rows.numpy()]
+    expected[1], expected[4] = [1, 0], [0, 1]
+    assert np.allclose(out.probs.numpy(), expected, atol=1e-4)
+    assert out.probs.argmax(1).tolist() == [1, 0, 0, 0, 1]
+    assert out.weight.tolist() == [1.0] * 5
+    with pytest.raises(ValueError, match="no `row` column"):
+        r(RelationInput(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, 3), torch.zeros(1, 2),
+                        torch.zeros(1, 3), torch.tensor([0])))
+
+
+def test_label_spreading_threshold_and_unreached_rows():
+    # knn, k = 3 (scikit-learn counts the row itself): rows 5-7 only reach each other, far from the seeds
+    xs = torch.tensor([[0.0], [1.0], [0.1], [-0.1], [0.55], [100.0], [101.0], [102.0]])
+    r = build("relations", {"name": "label_spreading", "k": 3, "alpha": 0.5, "threshold": 0.9},
+              spreading_ctx(xs, [0, 1, -1, -1, -1, -1, -1, -1]), path="objectives[0].relation")
+    assert torch.allclose(r.probs[5:], torch.full((3, 2), 0.5))
+    assert r.weight[5:].tolist() == [0.0, 0.0, 0.0]
+    assert r.probs[2:4].argmax(1).tolist() == [0, 0] and r.weight[2:4].tolist() == [1.0, 1.0]
+    p4 = r.probs[4]  # its neighbours are row 1 (class 1) and row 2 (class 0): below the threshold, masked
+    assert p4.argmax() == 1 and p4.max() < 0.9 and r.weight[4] == 0.0
+
+
+def test_bag_of_words_tfidf_by_hand():
+    from sslkit.relations.label_spreading import bag_of_words
+
+    ids = torch.tensor([[5, 6, 6, 0], [5, 7, 1, 0]])  # 0 and 1 are special ids (padding, a boundary)
+    X = bag_of_words(ids, 8, (0, 1)).toarray()
+    idf_rare = math.log(3 / 2) + 1  # smoothed idf of a word in 1 of 2 rows; a word in both: log(3/3) + 1 = 1
+    row0 = np.zeros(8)
+    row0[5], row0[6] = 1.0, (1 + math.log(2)) * idf_rare  # sublinear tf: 1 + log(count)
+    row1 = np.zeros(8)
+    row1[5], row1[7] = 1.0, idf_rare
+    assert np.allclose(X, np.stack([row0 / np.linalg.norm(row0), row1 / np.linalg.norm(row1)]))
+
+
+def test_label_spreading_needs_training_rows():
+    with pytest.raises(ConfigError, match=r"relation\.name"):
+        build("relations", {"name": "label_spreading"}, ctx(), path="objectives[0].relation")

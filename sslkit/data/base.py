@@ -77,6 +77,10 @@ class TensorData:
         idx = torch.as_tensor(idx, dtype=torch.long)
         return TensorData({k: (v.subset(idx) if isinstance(v, LazyColumn) else v[idx]) for k, v in self.columns.items()})
 
+    def with_column(self, name: str, values) -> "TensorData":
+        """A copy with one more column (or ``name`` replaced); the other columns are shared."""
+        return TensorData({**self.columns, name: values})
+
     def __getitem__(self, key):
         return self.columns[key]
 
@@ -103,10 +107,24 @@ class DataBundle:
 
     @property
     def labeled(self) -> TensorData:
-        y = self.train.columns.get("y")
-        if y is None:
-            return TensorData({})
-        return self.train.subset(torch.nonzero(y >= 0).flatten())
+        return labeled_rows(self.train)
+
+    def streamed_train(self) -> TensorData:
+        """The training rows as the trainer streams them: with a ``row`` column, each row's index in
+        ``train``, so that a part which computed something for every training row once (a relation over
+        the whole set) can find a batch's rows in it."""
+        return self.train.with_column(ROW, torch.arange(len(self.train)))
+
+
+ROW = "row"  # the column of a streamed batch that holds each row's index in the training rows
+
+
+def labeled_rows(rows: TensorData) -> TensorData:
+    """The rows of ``rows`` that carry a label (``y >= 0``); none when there is no ``y`` column."""
+    y = rows.columns.get("y")
+    if y is None:
+        return TensorData({})
+    return rows.subset(torch.nonzero(y >= 0).flatten())
 
 
 def stratified_split(y: np.ndarray, test_size: float, seed: int):

@@ -7,6 +7,7 @@ from typing import Annotated, Literal, Optional
 import torch
 import torch.nn.functional as F
 
+from ..data.base import ROW
 from ..data.stream import StreamSpec
 from ..errors import ConfigError
 from ..registry import register
@@ -63,7 +64,8 @@ class PseudoLabel(Classifier):
         self.views, self.augment_labeled = (weak, strong), augment_labeled
         self.head = linear_head(ctx.encoder.out_dim, ctx.info.num_classes, head_hidden)
         labeled = ctx.data.labeled if ctx.data is not None else None
-        rctx = RelationContext(ctx.info, ctx.encoder, self.head, labeled, f"{ctx.path}.relation")
+        train = ctx.data.train if ctx.data is not None else None
+        rctx = RelationContext(ctx.info, ctx.encoder, self.head, labeled, f"{ctx.path}.relation", train)
         self.relation = build("relations", relation, rctx, path=f"{ctx.path}.relation")
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))
         # running sums over the run: mask rate, forward passes, correct kept pseudo-labels, kept samples
@@ -97,7 +99,7 @@ class PseudoLabel(Classifier):
         with torch.autocast(weak.device.type, enabled=False):
             targets = self.relation(RelationInput(weak, logits[n:n + m].detach().float(),
                                                   feats[n:n + m].detach().float(), x_lab,
-                                                  feats[:n].detach().float(), lab["y"]))
+                                                  feats[:n].detach().float(), lab["y"], unl.get(ROW)))
         weight = targets.weight.detach()
         unsup = (weight * self.unlabeled_loss(logits[n + m:], targets.probs.detach())).mean()
         ramp = min(1.0, float(self.steps_done) / self.rampup_steps) if self.rampup_steps else 1.0

@@ -26,13 +26,16 @@ from ..data import DataInfo, TensorData
 class RelationContext:
     """What a relation may use to build itself: the data description, the student's encoder and
     classification head (an EMA teacher copies them), the labeled training rows (class priors),
-    and the recipe path of the relation for error messages."""
+    the recipe path of the relation for error messages, and every training row (hidden labels -1),
+    in the order whose indices arrive as :attr:`RelationInput.rows` (a relation over the whole
+    training set computes its targets from them once)."""
 
     info: DataInfo
     encoder: nn.Module
     head: nn.Module
     labeled: Optional[TensorData] = None
     path: str = "objectives[0].relation"
+    train: Optional[TensorData] = None
 
 
 class RelationInput(NamedTuple):
@@ -44,6 +47,7 @@ class RelationInput(NamedTuple):
     labeled_x: the labeled batch ``X`` as the student saw it (``[n, ...]``).
     labeled_features: the student's features of ``X`` (``[n, D]``).
     labeled_y: the labels of ``X`` (``[n]``).
+    rows: the indices of ``z``'s rows in the training rows (``[B]``; ``None`` when the caller has none).
     """
 
     x: torch.Tensor
@@ -52,6 +56,7 @@ class RelationInput(NamedTuple):
     labeled_x: torch.Tensor
     labeled_features: torch.Tensor
     labeled_y: torch.Tensor
+    rows: Optional[torch.Tensor] = None
 
 
 class Targets(NamedTuple):

@@ -98,7 +98,8 @@ class Propagation(Relation):
                  threshold: Probability = 0.0, class_mass: bool = False, teacher_decay: Optional[Rate] = None):
         super().__init__()
         if space == "input" and ctx.info.modality == "text":
-            raise ConfigError(f"{ctx.path}.space", "token ids have no geometry; use space: features for text")
+            raise ConfigError(f"{ctx.path}.space", "token ids have no geometry; use space: features for text, "
+                                                   "or the label_spreading relation (a TF-IDF graph of the words)")
         if space == "input" and teacher_decay is not None:
             raise ConfigError(f"{ctx.path}.teacher_decay", "a teacher gives features; space: input uses none")
         # the teacher's weights are its own state (checkpointed with the objective)
