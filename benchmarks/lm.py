@@ -185,6 +185,7 @@ def confidence(threshold: float) -> dict:
     return {"name": "confidence", "threshold": threshold}
 
 
+RELATION = config.load_yaml(SEMI)["stages"]["finetune"]["objectives"][0]["relation"]  # the recipe's: label_spreading
 # UDA's consistency targets (Xie et al. 2020): softmax sharpened at temperature 0.4, kept above 0.8, soft CE
 UDA = pseudo_label_alone({**confidence(0.8), "temperature": 0.4}, loss="soft")
 COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): each part alone, then together
@@ -204,42 +205,55 @@ COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): each part al
     ("pl80", "pretraining, then pseudo_label alone at 0.8", "semi_docstrings.yaml", True,
      pseudo_label_alone(confidence(0.8))),
     ("pl_mlm95", "pretraining, then pseudo_label at 0.95 with the masked-LM loss kept on", "semi_docstrings.yaml",
-     True, {PL + "relation.threshold": 0.95}),
-    ("composed", "composed: mlm pretraining, then pseudo_label at 0.8 + masked-LM (semi_docstrings.yaml)",
-     "semi_docstrings.yaml", True, {}),
+     True, {PL + "relation": confidence(0.95)}),
+    ("pl_mlm80", "pretraining, then pseudo_label at 0.8 + masked-LM (the fifth session's recipe)",
+     "semi_docstrings.yaml", True, {PL + "relation": confidence(0.8)}),
+    ("ls_scratch", "label_spreading + masked-LM, scratch (no pretraining)", "semi_docstrings.yaml", False, {}),
+    ("ls", "pretraining, then pseudo_label from label_spreading alone (no masked-LM)", "semi_docstrings.yaml", True,
+     pseudo_label_alone(RELATION)),
+    ("composed", "composed: mlm pretraining, then pseudo_label from label_spreading + masked-LM "
+     "(semi_docstrings.yaml)", "semi_docstrings.yaml", True, {}),
 )
 PLAIN = ("ft", "composed")  # the rows of --no-ablation: the issue's comparison
 TFIDF = "TF-IDF + logistic regression (labeled rows)"
+SPREAD = "LabelSpreading on TF-IDF (the recipe's relation alone, no encoder)"
 
 
-def tfidf_accuracy(run_dir: Path) -> float:
-    """The classical baseline on a finished run's split, labeled rows and word ids: TF-IDF of the ids
-    (sublinear tf, idf over every training row; special ids dropped) and logistic regression (C 10, as
-    looked at on seed 0) on the labeled rows; test accuracy."""
-    import numpy as np
-    from scipy.sparse import csr_matrix
+def spreading_options() -> dict:
+    """The k-NN graph options of semi_docstrings.yaml's label_spreading relation (scikit-learn's defaults
+    where the recipe sets none), so that the baseline is the recipe's own relation without an encoder."""
+    options = {"k": 10, "alpha": 0.2, **(RELATION if RELATION.get("name") == "label_spreading" else {})}
+    return {"n_neighbors": options["k"], "alpha": options["alpha"], "max_iter": 1000}
+
+
+def classical_baselines(run_dir: Path) -> dict:
+    """The classical baselines on a finished run's split, labeled rows and word ids, as test accuracy:
+    TF-IDF of the ids (sublinear tf, idf over every training row; special ids dropped) with logistic
+    regression (C 10, as looked at on seed 0) on the labeled rows, and scikit-learn's LabelSpreading
+    (k-NN graph, :func:`spreading_options`) fitted on every training row's TF-IDF, predicting the test rows."""
+    import warnings
+
     from sklearn.feature_extraction.text import TfidfTransformer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.semi_supervised import LabelSpreading
 
+    from sslkit.relations.label_spreading import word_counts
     from sslkit.runner import load_run
 
     _, data, _ = load_run(run_dir)
-    special = len(data.info.tokenizer.special_ids)
-    vocab = data.info.tokenizer.vocab_size
-
-    def counts(x):
-        x = x.numpy()
-        rows = np.repeat(np.arange(len(x)), x.shape[1])
-        keep = x.ravel() >= special
-        return csr_matrix((np.ones(keep.sum()), (rows[keep], x.ravel()[keep])), shape=(len(x), vocab))
-
+    tok = data.info.tokenizer
     train, test = data.train.columns, data.test.columns
-    train_counts = counts(train["x"])
+    train_counts = word_counts(train["x"], tok.vocab_size, tok.special_ids)
     tfidf = TfidfTransformer(sublinear_tf=True).fit(train_counts)
-    y = train["y"].numpy()
+    X, X_test = tfidf.transform(train_counts), tfidf.transform(word_counts(test["x"], tok.vocab_size, tok.special_ids))
+    y, y_test = train["y"].numpy(), test["y"].numpy()
     labeled = y >= 0
-    clf = LogisticRegression(C=10, max_iter=3000).fit(tfidf.transform(train_counts)[labeled], y[labeled])
-    return float((clf.predict(tfidf.transform(counts(test["x"]))) == test["y"].numpy()).mean())
+    clf = LogisticRegression(C=10, max_iter=3000).fit(X[labeled], y[labeled])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "invalid value encountered in divide", RuntimeWarning)
+        spread = LabelSpreading(kernel="knn", **spreading_options()).fit(X, y)
+        spread_pred = spread.predict(X_test)
+    return {TFIDF: float((clf.predict(X_test) == y_test).mean()), SPREAD: float((spread_pred == y_test).mean())}
 
 
 def pretrained_encoder(seed: int, base: dict, folder: Path) -> Path:
@@ -281,9 +295,10 @@ def compose(seeds: list, labels_per_class: list, threads: int, folder: Path, abl
                 right = metrics.get("finetune/pseudo_label_accuracy", metrics.get("pseudo_label_accuracy", float("nan")))
                 extra_txt = f", pseudo-labels kept {rate:.2f} / right {right:.2f}" if rate is not None else ""
                 cells.append(f"{name} {acc:.3f} ({time.perf_counter() - start:.0f} s{extra_txt})")
-            tfidf = tfidf_accuracy(folder / f"s{seed}_{n}_ft" / "finetune")  # the same split and labeled rows
-            tables[n].add(seed, TFIDF, tfidf)
-            cells.append(f"{TFIDF} {tfidf:.3f}")
+            # the same split and labeled rows
+            for name, acc in classical_baselines(folder / f"s{seed}_{n}_ft" / "finetune").items():
+                tables[n].add(seed, name, acc)
+                cells.append(f"{name} {acc:.3f}")
             print(f"# seed {seed}, {n} labels/class (pretraining {pre_s:.0f} s): " + "; ".join(cells), flush=True)
     composed, tuned = rows[-1][1], next(name for key, name, *_ in COMPOSE if key == "ft")
     for n, table in tables.items():

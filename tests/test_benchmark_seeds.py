@@ -136,8 +136,8 @@ def test_text_compose_benchmark_tables_rows_and_reads_finished_runs(tmp_path, mo
     monkeypatch.setenv("SSLKIT_SMOKE", "1")
     first = lm.compose([0], [2], 1, tmp_path, ablation=False)[2].scores
     composed = next(name for key, name, *_ in lm.COMPOSE if key == "composed")
-    assert set(first) == {"mlm-pretrained supervised fine-tune", composed, lm.TFIDF}
-    assert 0.0 <= first[lm.TFIDF][0] <= 1.0
+    assert set(first) == {"mlm-pretrained supervised fine-tune", composed, lm.TFIDF, lm.SPREAD}
+    assert 0.0 <= first[lm.TFIDF][0] <= 1.0 and 0.0 <= first[lm.SPREAD][0] <= 1.0
     assert (tmp_path / "s0" / "pretrain" / "metrics.json").is_file()
     monkeypatch.setattr(lm.sslkit, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
     assert lm.compose([0], [2], 1, tmp_path, ablation=False)[2].scores == first
@@ -160,5 +160,9 @@ def test_text_compose_ablation_rows_drop_the_masked_lm_loss_where_they_say_alone
         assert (objective["relation"]["name"], objective["relation"]["threshold"]) == ("confidence", threshold)
         assert {k: v for k, v in objective.items() if k != "relation"} == \
             {k: v for k, v in recipe_form.items() if k != "relation"}
-    with_mlm = resolve_stages(recipe, rows["pl_mlm95"])["finetune"][0]["objectives"]
-    assert [o["name"] for o in with_mlm] == ["pseudo_label", "mlm"] and with_mlm[0]["relation"]["threshold"] == 0.95
+    for key, threshold in (("pl_mlm95", 0.95), ("pl_mlm80", 0.8)):  # earlier forms with the masked-LM loss kept on
+        with_mlm = resolve_stages(recipe, rows[key])["finetune"][0]["objectives"]
+        assert [o["name"] for o in with_mlm] == ["pseudo_label", "mlm"]
+        assert (with_mlm[0]["relation"]["name"], with_mlm[0]["relation"]["threshold"]) == ("confidence", threshold)
+    (alone,) = resolve_stages(recipe, rows["ls"])["finetune"][0]["objectives"]
+    assert alone == recipe_form and alone["relation"]["name"] == "label_spreading"
