@@ -214,7 +214,7 @@ COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): each part al
     ("composed", "composed: mlm pretraining, then pseudo_label from label_spreading + masked-LM "
      "(semi_docstrings.yaml)", "semi_docstrings.yaml", True, {}),
 )
-PLAIN = ("ft", "composed")  # the rows of --no-ablation: the comparison
+PLAIN = ("ft", "pl_mlm80", "composed")  # the rows of --no-ablation: the comparison, and the previous recipe
 TFIDF = "TF-IDF + logistic regression (labeled rows)"
 SPREAD = "LabelSpreading on TF-IDF (the recipe's relation alone, no encoder)"
 

@@ -328,6 +328,21 @@ def test_bag_of_words_tfidf_by_hand():
     assert np.allclose(X, np.stack([row0 / np.linalg.norm(row0), row1 / np.linalg.norm(row1)]))
 
 
+def test_label_spreading_reads_lazy_rows_within_its_memory_limit(monkeypatch):
+    from sslkit.data import LazyColumn
+    from sslkit.relations import label_spreading
+
+    xs = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.2, 0.0], [2.8, 0.0]])
+    lazy = LazyColumn(lambda i: xs[i], len(xs))  # as an image folder's rows: read one by one, on demand
+    c = spreading_ctx(xs, [0, 1, -1, -1])
+    c.train = TensorData({"x": lazy, "y": torch.tensor([0, 1, -1, -1])})
+    r = build("relations", {"name": "label_spreading", "k": 2}, c, path="objectives[0].relation")
+    assert r.probs.argmax(1).tolist() == [0, 1, 0, 1]
+    monkeypatch.setattr(label_spreading, "MAX_INPUT_BYTES", 16)  # 4 rows x 2 floats = 32 bytes
+    with pytest.raises(ConfigError, match=r"relation\.name: .*4 rows of shape \(2,\)"):
+        build("relations", {"name": "label_spreading", "k": 2}, c, path="objectives[0].relation")
+
+
 def test_label_spreading_needs_training_rows():
     with pytest.raises(ConfigError, match=r"relation\.name"):
         build("relations", {"name": "label_spreading"}, ctx(), path="objectives[0].relation")

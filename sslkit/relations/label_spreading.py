@@ -2,6 +2,7 @@
 graph method as a relation, computed once."""
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Literal
 
@@ -13,6 +14,9 @@ from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count, OpenProbability, Positive, Probability
 from .base import Relation, RelationContext, RelationInput, Targets, confidence_mask
+
+
+MAX_INPUT_BYTES = 2 << 30  # images or rows held whole for the graph, as float32
 
 
 def word_counts(ids: torch.Tensor, vocab_size: int, special_ids) -> "scipy.sparse.csr_matrix":  # noqa: F821
@@ -90,14 +94,18 @@ class LabelSpreadingRelation(Relation):
 
     @staticmethod
     def represent(rows: TensorData, info, path: str):
-        """The fixed representation the graph is built on: TF-IDF for text, flattened values otherwise."""
+        """The fixed representation the graph is built on: TF-IDF for text, flattened values otherwise (images
+        read from disk or stored as bytes are read whole, as float32, within :data:`MAX_INPUT_BYTES`)."""
         x = rows["x"]
-        if isinstance(x, LazyColumn):
-            raise ConfigError(f"{path}.name", "label_spreading needs the inputs in memory; this dataset reads "
-                                              "its images from disk as it trains (use propagation, which works "
-                                              "on each batch)")
         if info.modality == "text":
             return bag_of_words(x, info.tokenizer.vocab_size, info.tokenizer.special_ids)
+        size = len(x) * math.prod(info.input_shape) * 4
+        if size > MAX_INPUT_BYTES:
+            raise ConfigError(f"{path}.name", f"label_spreading holds every training row's inputs in memory: {len(x)} "
+                                              f"rows of shape {tuple(info.input_shape)} are {size / 2**30:.1f} GiB as "
+                                              f"float32, over its {MAX_INPUT_BYTES / 2**30:.0f} GiB limit (use "
+                                              f"propagation, which works on each batch)")
+        x = x[torch.arange(len(x))] if isinstance(x, LazyColumn) else x
         return x.flatten(1).float().numpy()
 
     @torch.no_grad()
