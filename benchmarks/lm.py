@@ -237,7 +237,7 @@ def classical_baselines(run_dir: Path) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.semi_supervised import LabelSpreading
 
-    from sslkit.relations.label_spreading import word_counts
+    from sslkit.text.bag_of_words import word_counts
     from sslkit.runner import load_run
 
     _, data, _ = load_run(run_dir)

@@ -316,7 +316,7 @@ def test_label_spreading_threshold_and_unreached_rows():
 
 
 def test_bag_of_words_tfidf_by_hand():
-    from sslkit.relations.label_spreading import bag_of_words
+    from sslkit.text.bag_of_words import bag_of_words
 
     ids = torch.tensor([[5, 6, 6, 0], [5, 7, 1, 0]])  # 0 and 1 are special ids (padding, a boundary)
     X = bag_of_words(ids, 8, (0, 1)).toarray()

@@ -13,30 +13,11 @@ from ..data import LazyColumn, TensorData
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count, OpenProbability, Positive, Probability
+from ..text.bag_of_words import bag_of_words
 from .base import Relation, RelationContext, RelationInput, Targets, confidence_mask
 
 
 MAX_INPUT_BYTES = 2 << 30  # images or rows held whole for the graph, as float32
-
-
-def word_counts(ids: torch.Tensor, vocab_size: int, special_ids) -> "scipy.sparse.csr_matrix":  # noqa: F821
-    """How often each word id occurs in each row of token ids (``[N, T]`` -> sparse ``[N, vocab_size]``),
-    without the tokenizer's special ids (padding, masks, boundaries)."""
-    from scipy.sparse import csr_matrix
-
-    ids = ids.long()
-    keep = ~torch.isin(ids, torch.as_tensor(list(special_ids), dtype=torch.long))
-    rows = torch.arange(len(ids)).repeat_interleave(ids.shape[1]).view_as(ids)
-    return csr_matrix((np.ones(int(keep.sum())), (rows[keep].numpy(), ids[keep].numpy())), shape=(len(ids), vocab_size))
-
-
-def bag_of_words(ids: torch.Tensor, vocab_size: int, special_ids) -> "scipy.sparse.csr_matrix":  # noqa: F821
-    """TF-IDF of token-id rows: :func:`word_counts` with sublinear tf and smoothed idf over the rows,
-    each row L2-normalised (scikit-learn's ``TfidfTransformer(sublinear_tf=True)``). The order of the
-    words is dropped: the view of a text that a transformer's features do not give."""
-    from sklearn.feature_extraction.text import TfidfTransformer
-
-    return TfidfTransformer(sublinear_tf=True).fit_transform(word_counts(ids, vocab_size, special_ids))
 
 
 @register("relations", "label_spreading")
@@ -46,7 +27,7 @@ class LabelSpreadingRelation(Relation):
     gets the spread distribution ``p``; a batch's targets are looked up by its rows' indices
     (:attr:`RelationInput.rows`). The graph is built on the inputs, which do not change while the
     student trains, so one fit over the whole set is what a per-step graph over the whole set would
-    give, at the cost of one. Rows of text are represented by :func:`bag_of_words` (TF-IDF), other rows
+    give, at the cost of one. Rows of text are represented by :func:`~sslkit.text.bag_of_words.bag_of_words` (TF-IDF), other rows
     by their flattened values. A labeled row's target is its own label. Weight
     ``1[max_c p_c >= threshold]``; a row the labels never reach gets a uniform ``p`` and weight 0.
 
@@ -56,8 +37,9 @@ class LabelSpreadingRelation(Relation):
     contextual features (co-training's two views, Blum & Mitchell 1998).
 
     kernel: ``knn`` (a k-nearest-neighbour connectivity graph) or ``rbf``. k: the rows of each row's
-    neighbourhood, itself included (``knn``; scikit-learn's ``n_neighbors``). gamma: the ``rbf`` kernel's ``exp(-gamma ||u - v||^2)``. alpha: how far labels spread
-    in (0, 1) (scikit-learn's default 0.2 keeps them near their seeds). max_iter, tol: the spreading
+    neighbourhood, itself included (``knn``; scikit-learn's ``n_neighbors``). gamma: the ``rbf``
+    kernel's ``exp(-gamma ||u - v||^2)``. alpha: how far labels spread in (0, 1) (scikit-learn's
+    default 0.2 keeps them near their seeds). max_iter, tol: the spreading
     iterations and their stopping tolerance. threshold: confidence of ``p`` needed to use a row.
     """
 
