@@ -169,9 +169,10 @@ def finetune(seeds: list, labels_per_class: list, threads=None) -> None:
 
 SEMI = ROOT / "recipes" / "semi_docstrings.yaml"
 PL = "stages.finetune.objectives[0]."
-# the pretraining's loss kept on in the supervised fine-tune; 400 steps as without it (an epoch would now be
-# a pass over every training row, not over the labeled ones)
-MLM_ON = {"stages.finetune.objectives[1]": {"name": "mlm"}, "stages.finetune.trainer.max_steps": 400}
+MLM_KEPT = {"stages.finetune.objectives[1]": {"name": "mlm"}}  # the pretraining's loss beside the stage's objective
+# the same in the supervised fine-tune; 400 steps as without it (an epoch would now be a pass over every training
+# row, not over the labeled ones)
+MLM_ON = {**MLM_KEPT, "stages.finetune.trainer.max_steps": 400}
 
 
 def pseudo_label_alone(relation: dict, **options) -> dict:
@@ -205,16 +206,19 @@ COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): each part al
     ("pl80", "pretraining, then pseudo_label alone at 0.8", "semi_docstrings.yaml", True,
      pseudo_label_alone(confidence(0.8))),
     ("pl_mlm95", "pretraining, then pseudo_label at 0.95 with the masked-LM loss kept on", "semi_docstrings.yaml",
-     True, {PL + "relation": confidence(0.95)}),
+     True, {PL + "relation": confidence(0.95), **MLM_KEPT}),
     ("pl_mlm80", "pretraining, then pseudo_label at 0.8 + masked-LM (the fifth session's recipe)",
-     "semi_docstrings.yaml", True, {PL + "relation": confidence(0.8)}),
-    ("ls_scratch", "label_spreading + masked-LM, scratch (no pretraining)", "semi_docstrings.yaml", False, {}),
-    ("ls", "pretraining, then pseudo_label from label_spreading alone (no masked-LM)", "semi_docstrings.yaml", True,
-     pseudo_label_alone(RELATION)),
-    ("composed", "composed: mlm pretraining, then pseudo_label from label_spreading + masked-LM "
-     "(semi_docstrings.yaml)", "semi_docstrings.yaml", True, {}),
+     "semi_docstrings.yaml", True, {PL + "relation": confidence(0.8), **MLM_KEPT}),
+    ("ls_mlm_scratch", "label_spreading + masked-LM kept on, scratch (no pretraining)", "semi_docstrings.yaml",
+     False, MLM_KEPT),
+    ("ls_scratch", "pseudo_label from label_spreading, scratch (no pretraining)", "semi_docstrings.yaml", False, {}),
+    ("ls_mlm", "pretraining, then label_spreading + masked-LM kept on (the form tried first)", "semi_docstrings.yaml",
+     True, MLM_KEPT),
+    ("composed", "composed: mlm pretraining, then pseudo_label from label_spreading (semi_docstrings.yaml)",
+     "semi_docstrings.yaml", True, {}),
 )
-PLAIN = ("ft", "pl_mlm80", "composed")  # the rows of --no-ablation: the comparison, and the previous recipe
+# the rows of --no-ablation: the comparison, the previous recipe, and the form with the masked-LM loss kept on
+PLAIN = ("ft", "pl_mlm80", "ls_mlm", "composed")
 TFIDF = "TF-IDF + logistic regression (labeled rows)"
 SPREAD = "LabelSpreading on TF-IDF (the recipe's relation alone, no encoder)"
 

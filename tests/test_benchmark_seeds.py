@@ -144,16 +144,16 @@ def test_text_compose_benchmark_tables_rows_and_reads_finished_runs(tmp_path, mo
     assert lm.compose([0], [2], 1, tmp_path, ablation=False)[2].scores == first
 
 
-def test_text_compose_ablation_rows_drop_the_masked_lm_loss_where_they_say_alone():
-    """The ablation's earlier recipe forms are pseudo_label alone: their overrides replace the fine-tune stage's
-    objectives with the recipe's pseudo_label and the row's relation, and nothing else changes."""
+def test_text_compose_ablation_rows_are_the_forms_they_name():
+    """The ablation's earlier recipe forms are the recipe's pseudo_label with the row's relation, alone or with
+    the masked-LM loss kept on beside it (and nothing else changes); the recipe's row is the recipe."""
     import lm
     from sslkit import config
     from sslkit.stages import resolve_stages
 
     rows = {key: extra for key, _, _, _, extra in lm.COMPOSE}
     recipe = config.load_yaml(lm.SEMI)
-    assert [o["name"] for o in recipe["stages"]["finetune"]["objectives"]] == ["pseudo_label", "mlm"]
+    assert [o["name"] for o in recipe["stages"]["finetune"]["objectives"]] == ["pseudo_label"]
     recipe_form = resolve_stages(recipe)["finetune"][0]["objectives"][0]
     for key, threshold in (("pl90", 0.9), ("pl95", 0.95), ("pl80", 0.8)):
         stage = resolve_stages(recipe, rows[key])["finetune"][0]
@@ -165,5 +165,7 @@ def test_text_compose_ablation_rows_drop_the_masked_lm_loss_where_they_say_alone
         with_mlm = resolve_stages(recipe, rows[key])["finetune"][0]["objectives"]
         assert [o["name"] for o in with_mlm] == ["pseudo_label", "mlm"]
         assert (with_mlm[0]["relation"]["name"], with_mlm[0]["relation"]["threshold"]) == ("confidence", threshold)
-    (alone,) = resolve_stages(recipe, rows["ls"])["finetune"][0]["objectives"]
-    assert alone == recipe_form and alone["relation"]["name"] == "label_spreading"
+    assert rows["composed"] == {} and recipe_form["relation"]["name"] == "label_spreading"
+    for key in ("ls_mlm", "ls_mlm_scratch"):
+        pl, mlm = resolve_stages(recipe, rows[key])["finetune"][0]["objectives"]
+        assert pl == recipe_form and mlm["name"] == "mlm"

@@ -473,7 +473,7 @@ def test_finetune_recipe_starts_from_its_pretrain_stage(tmp_path):
 
 def test_composed_text_recipe_pretrains_like_the_finetune_recipe():
     """recipes/semi_docstrings.yaml's pretrain stage is finetune_docstrings.yaml's, and its finetune stage is
-    pseudo_label (label_spreading) with the masked-LM loss kept on, on the same data and encoder, started from the pretrain stage."""
+    pseudo_label with the label_spreading relation, on the same data and encoder, started from the pretrain stage."""
     from sslkit import config
     from sslkit.stages import resolve_stages
 
@@ -482,7 +482,7 @@ def test_composed_text_recipe_pretrains_like_the_finetune_recipe():
     assert semi["pretrain"] == ft["pretrain"]
     (semi_ft, source), (sup_ft, _) = semi["finetune"], ft["finetune"]
     assert source == "pretrain"
-    assert [o["name"] for o in semi_ft["objectives"]] == ["pseudo_label", "mlm"]
+    assert [o["name"] for o in semi_ft["objectives"]] == ["pseudo_label"]
     assert semi_ft["objectives"][0]["relation"]["name"] == "label_spreading"
     assert sup_ft["objectives"][0]["name"] == "supervised"
     assert semi_ft["data"] == sup_ft["data"] and semi_ft["encoder"] == sup_ft["encoder"]
