@@ -12,10 +12,12 @@
    classifier on 20 labels per class) against its finetune stage alone from scratch, per seed
    (each seed is another train/test split), optionally at several ``--labels-per-class``.
 6. ``--compose-seeds 0-9``: the composed ``recipes/semi_docstrings.yaml`` (the same mlm pretraining, then
-   ``pseudo_label`` over the unlabeled docstrings with the masked-LM loss kept on) against the mlm-pretrained supervised fine-tune, with the
-   ablation (neither part, each part alone, both) per seed and label budget; seeds 0-2 tuning, the rest
-   held-out (``benchmarks/seeds.py``). ``--pretrained DIR`` keeps each seed's pretraining in
-   ``DIR/s<seed>/pretrain`` and reuses a finished one (one pretraining serves every row of a seed).
+   ``pseudo_label`` from ``label_spreading``, a TF-IDF graph over every training docstring) against the
+   mlm-pretrained supervised fine-tune, with the ablation (each part alone, then together; the earlier forms
+   of the recipe) and the classical baselines (TF-IDF with logistic regression or LabelSpreading) per seed
+   and label budget; seeds 0-2 tuning, the rest held-out (``benchmarks/seeds.py``). ``--pretrained DIR``
+   keeps each seed's pretraining in ``DIR/s<seed>/pretrain`` and reuses a finished one (one pretraining
+   serves every row of a seed).
 
     python benchmarks/lm.py [--steps 40] [--repeats 3] [--budget 150] [--skip-throughput] [--skip-recipe] [--skip-compare]
     python benchmarks/lm.py --finetune-seeds 0 1 2 --labels-per-class 10 20 40

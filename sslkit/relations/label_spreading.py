@@ -27,8 +27,9 @@ class LabelSpreadingRelation(Relation):
     gets the spread distribution ``p``; a batch's targets are looked up by its rows' indices
     (:attr:`RelationInput.rows`). The graph is built on the inputs, which do not change while the
     student trains, so one fit over the whole set is what a per-step graph over the whole set would
-    give, at the cost of one. Rows of text are represented by :func:`~sslkit.text.bag_of_words.bag_of_words` (TF-IDF), other rows
-    by their flattened values. A labeled row's target is its own label. Weight
+    give, at the cost of one. Rows of text are represented by their words' TF-IDF
+    (:func:`~sslkit.text.bag_of_words.bag_of_words`), other rows by their flattened values. A labeled
+    row's target is its own label. Weight
     ``1[max_c p_c >= threshold]``; a row the labels never reach gets a uniform ``p`` and weight 0.
 
     Where :class:`~sslkit.relations.propagation.Propagation` spreads labels over one step's batch in
@@ -39,8 +40,8 @@ class LabelSpreadingRelation(Relation):
     kernel: ``knn`` (a k-nearest-neighbour connectivity graph) or ``rbf``. k: the rows of each row's
     neighbourhood, itself included (``knn``; scikit-learn's ``n_neighbors``). gamma: the ``rbf``
     kernel's ``exp(-gamma ||u - v||^2)``. alpha: how far labels spread in (0, 1) (scikit-learn's
-    default 0.2 keeps them near their seeds). max_iter, tol: the spreading
-    iterations and their stopping tolerance. threshold: confidence of ``p`` needed to use a row.
+    default 0.2 keeps them near their seeds). max_iter, tol: the spreading iterations and their
+    stopping tolerance. threshold: confidence of ``p`` needed to use a row.
     """
 
     def __init__(self, ctx: RelationContext, *, kernel: Literal["knn", "rbf"] = "knn", k: Count = 10,
