@@ -175,9 +175,11 @@ def test_ddp_two_processes_agree_with_one(tmp_path, ema):
                "-m", "sslkit", "run", str(RECIPE), *over, "--out", str(tmp_path / "ddp")]
     ddp = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     if ddp.returncode != 0 and "terminate called without an active exception" in ddp.stderr:
-        # KNOWN, NOT FIXED (fifth session): this test failed in 2 of 4 full-suite runs (never in 15 runs alone
-        # or in pairs); the one whose output was kept was rank 1 aborting (SIGABRT from a C++ thread's
-        # destructor). One retry keeps that apart from a wrong result, which still fails below
+        # fifth session: this test failed in 2 of 4 full-suite runs (never in 15 runs alone or in pairs); the
+        # one whose output was kept was rank 1 aborting (SIGABRT from a C++ thread's destructor). Sixth session:
+        # distributed.shutdown now frees the finished run (its DDP model holds the group) before destroying the
+        # group, the likely cause; not confirmed, as the abort was never reproduced on demand. One retry keeps
+        # that abort apart from a wrong result, which still fails below
         ddp = subprocess.run([*command, "--overwrite"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     a = json.loads((tmp_path / "single" / "metrics.json").read_text())
@@ -191,6 +193,32 @@ def test_ddp_two_processes_agree_with_one(tmp_path, ema):
         averages = [checkpoint.load(tmp_path / r / "checkpoints" / "last.pt")["ema_model"] for r in ("single", "ddp")]
         for name, w in averages[0].items():
             torch.testing.assert_close(averages[1][name], w, rtol=1e-3, atol=1e-4, msg=name)
+
+
+def test_shutdown_frees_the_finished_run_before_destroying_the_process_group(monkeypatch):
+    """A run's Trainer (and its DDP model, which holds the process group) sits in reference cycles: shutdown
+    collects them while the group still exists, never after it is destroyed."""
+    import gc
+    import weakref
+
+    from sslkit import distributed
+
+    class Run:  # a cycle, as the Trainer makes
+        def __init__(self):
+            self.me = self
+
+    run = Run()
+    alive = weakref.ref(run)
+    del run
+    seen = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: seen.append(alive() is None))
+    gc.disable()  # no automatic collection may free it first
+    try:
+        distributed.shutdown()
+    finally:
+        gc.enable()
+    assert seen == [True]
 
 
 def test_device_auto_uses_cuda_when_present():
