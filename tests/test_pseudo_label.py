@@ -16,6 +16,7 @@ from sslkit.data import DataInfo
 from sslkit.data.base import Examples, prepare
 from sslkit.errors import ConfigError
 from sslkit.objectives.base import ObjectiveContext
+from sslkit.relations.base import Relation, Targets
 from sslkit.schema import build
 
 from conftest import RECIPES, SMOKE, sslkit_main, recomputed_accuracy
@@ -80,6 +81,41 @@ def test_loss_matches_hand_computation(kind):
     assert math.isclose(float(out.metrics["pseudo_accuracy"]), 0.5, rel_tol=1e-6)
     out.loss.backward()
     assert enc.weight.grad is not None and obj.head.weight.grad is not None
+
+
+class RowTargets(Relation):
+    """Targets fixed per training row (as label_spreading's): reads no weak view."""
+
+    reads_weak_view = False
+
+    def __init__(self, probs, weight):
+        super().__init__()
+        self.probs, self.weight = torch.tensor(probs), torch.tensor(weight)
+
+    def forward(self, inp):
+        assert inp.x is None and inp.logits is None and inp.features is None
+        return Targets(self.probs[inp.rows], self.weight[inp.rows])
+
+
+def test_a_relation_that_reads_no_weak_view_gets_none():
+    """A relation whose targets are looked up by row: the unlabeled stream draws only the strong view, the
+    encoder sees the labeled and strong rows only, and the loss is the hand computation on the strong view."""
+    obj, enc = toy_objective(relation={"name": "confidence"}, unlabeled_weight=0.5)
+    obj.relation = RowTargets([[0.2, 0.8], [0.9, 0.1], [0.6, 0.4], [0.5, 0.5]], [1.0, 1.0, 0.0, 1.0])
+    assert obj.streams()["unlabeled"].views == (obj.views[1],)
+    batch = toy_batch()
+    strong = batch["unlabeled"]["views"][1]
+    batch["unlabeled"]["views"] = [strong]
+    batch["unlabeled"]["row"] = torch.tensor([3, 0, 2])
+    seen = []
+    enc.register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
+    out = obj(batch, enc)
+    assert seen == [2 + 3]
+    sup = (nll(logits_of([1, 0]), 0) + nll(logits_of([0, 2]), 1)) / 2
+    # rows 3, 0, 2: targets argmax 0 (tie -> first), 1, 0 (weight 0)
+    unsup = (nll(logits_of([0.5, 0]), 0) + nll(logits_of([1, 0]), 1)) / 3
+    assert math.isclose(float(out.loss.detach()), sup + 0.5 * unsup, rel_tol=1e-5)
+    assert math.isclose(float(out.metrics["mask_rate"]), 2 / 3, rel_tol=1e-6)
 
 
 def test_rampup_and_running_totals():

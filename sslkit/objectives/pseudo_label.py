@@ -73,9 +73,11 @@ class PseudoLabel(Classifier):
         self.register_buffer("totals", torch.zeros(4, dtype=torch.float64))
 
     def streams(self):
+        # a relation that never looks at the weak view (its targets are looked up by row) gets no weak view
+        unlabeled_views = self.views if self.relation.reads_weak_view else self.views[1:]
         return {
             "labeled": StreamSpec("labeled", 1.0, (self.views[0],) if self.augment_labeled else None),
-            "unlabeled": StreamSpec("all", self.mu, self.views),
+            "unlabeled": StreamSpec("all", self.mu, unlabeled_views),
         }
 
     def logits(self, x, encoder):
@@ -90,16 +92,17 @@ class PseudoLabel(Classifier):
     def forward(self, batch, encoder, player="model"):
         lab, unl = batch["labeled"], batch["unlabeled"]
         x_lab = lab["views"][0] if self.augment_labeled else lab["x"]
-        weak, strong = unl["views"]
-        n, m = len(x_lab), len(weak)
-        feats = encoder(torch.cat([x_lab, weak, strong]))
+        *weak, strong = unl["views"]  # no weak view when the relation does not read it
+        n, m = len(x_lab), sum(len(w) for w in weak)
+        feats = encoder(torch.cat([x_lab, *weak, strong]))
         logits = self.head(feats)
         sup = F.cross_entropy(logits[:n], lab["y"])
+        weak_inputs = ((weak[0], logits[n:n + m].detach().float(), feats[n:n + m].detach().float()) if weak
+                       else (None, None, None))
         # targets in full precision: graph solves and thresholds are not bf16 material
-        with torch.autocast(weak.device.type, enabled=False):
-            targets = self.relation(RelationInput(weak, logits[n:n + m].detach().float(),
-                                                  feats[n:n + m].detach().float(), x_lab,
-                                                  feats[:n].detach().float(), lab["y"], unl.get(ROW)))
+        with torch.autocast(strong.device.type, enabled=False):
+            targets = self.relation(RelationInput(*weak_inputs, x_lab, feats[:n].detach().float(), lab["y"],
+                                                  unl.get(ROW)))
         weight = targets.weight.detach()
         unsup = (weight * self.unlabeled_loss(logits[n + m:], targets.probs.detach())).mean()
         ramp = min(1.0, float(self.steps_done) / self.rampup_steps) if self.rampup_steps else 1.0

@@ -44,15 +44,17 @@ class RelationInput(NamedTuple):
     x: the weak view of the unlabeled batch ``z`` (``[B, ...]``).
     logits: the student's logits on ``x`` (``[B, C]``).
     features: the student's encoder features on ``x`` (``[B, D]``).
+    (``x``, ``logits`` and ``features`` are ``None`` for a relation whose ``reads_weak_view`` is False:
+    the weak view is then neither drawn nor encoded.)
     labeled_x: the labeled batch ``X`` as the student saw it (``[n, ...]``).
     labeled_features: the student's features of ``X`` (``[n, D]``).
     labeled_y: the labels of ``X`` (``[n]``).
     rows: the indices of ``z``'s rows in the training rows (``[B]``; ``None`` when the caller has none).
     """
 
-    x: torch.Tensor
-    logits: torch.Tensor
-    features: torch.Tensor
+    x: Optional[torch.Tensor]
+    logits: Optional[torch.Tensor]
+    features: Optional[torch.Tensor]
     labeled_x: torch.Tensor
     labeled_features: torch.Tensor
     labeled_y: torch.Tensor
@@ -71,7 +73,13 @@ class Relation(nn.Module):
     """Base class: ``forward(RelationInput) -> Targets`` under ``torch.no_grad``.
 
     ``after_step(encoder, head)`` runs after every optimizer step (EMA teachers).
+    ``reads_weak_view``: whether the relation looks at the weak view of ``z`` (its pixels or tokens, or
+    the student's logits and features on it). A relation whose targets come from elsewhere (a fit over the
+    training rows, looked up by :attr:`RelationInput.rows`) sets it False, and the objective then skips
+    drawing and encoding that view: a third of a FixMatch-shaped step.
     """
+
+    reads_weak_view: bool = True
 
     def forward(self, inp: RelationInput) -> Targets:  # pragma: no cover - interface
         raise NotImplementedError

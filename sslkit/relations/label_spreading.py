@@ -44,6 +44,8 @@ class LabelSpreadingRelation(Relation):
     stopping tolerance. threshold: confidence of ``p`` needed to use a row.
     """
 
+    reads_weak_view = False  # targets are looked up by row: the objective need not encode a weak view
+
     def __init__(self, ctx: RelationContext, *, kernel: Literal["knn", "rbf"] = "knn", k: Count = 10,
                  gamma: Positive = 20.0, alpha: OpenProbability = 0.2, max_iter: Count = 1000,
                  tol: Positive = 1e-3, threshold: Probability = 0.0):
