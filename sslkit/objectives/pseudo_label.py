@@ -33,7 +33,9 @@ class PseudoLabel(Classifier):
     student and the features of ``X``, and returns a target distribution ``p_j`` and a weight
     ``w_j`` (0 masks ``z_j`` out). ``L'`` is cross-entropy with the hard label ``argmax p_j``
     (``loss: hard``) or with ``p_j`` itself (``loss: soft``). Labeled, weak and strong inputs go
-    through the encoder in one batch (shared BatchNorm statistics, as in FixMatch). ``r(t)`` ramps
+    through the encoder in one batch (shared BatchNorm statistics, as in FixMatch); a relation whose
+    ``reads_weak_view`` is False (its targets are looked up by row) gets no weak view of ``z``, which
+    is then neither drawn nor encoded. ``r(t)`` ramps
     linearly from 0 to 1 over ``rampup_steps`` optimizer steps.
 
     Logged every step: ``mask_rate`` (fraction of ``z`` with ``w > 0``) and ``pseudo_accuracy``
