@@ -212,6 +212,21 @@ def test_digits_and_text_recipes_run(tmp_path):
     assert "pretrain/test_masked_accuracy" in res.metrics
 
 
+def test_composed_digits_recipe_pretrains_like_the_contrastive_recipe():
+    """recipes/semi_digits.yaml's pretrain stage trains contrastive_digits.yaml's objective, encoder and schedule
+    (its 400 epochs included), and its finetune stage starts from it."""
+    from sslkit import config
+    from sslkit.stages import resolve_stages
+
+    (pre, _), (_, source) = resolve_stages(config.load_yaml(RECIPES / "semi_digits.yaml")).values()
+    contrastive = config.resolve(config.load_yaml(RECIPES / "contrastive_digits.yaml"))
+    assert source == "pretrain"
+    assert pre["objectives"] == contrastive["objectives"] and pre["encoder"] == contrastive["encoder"]
+    assert pre["data"]["name"] == contrastive["data"]["name"]
+    for key in ("epochs", "batch_size", "optimizer", "scheduler"):
+        assert pre["trainer"][key] == contrastive["trainer"][key], key
+
+
 # ------------------------------------------------------------------ label-budget edge cases
 def test_more_labels_per_class_than_a_class_has(tmp_path):
     with pytest.raises(ConfigError, match=r"data\.labels_per_class: 400 labels per class requested but class \d "
