@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -60,16 +61,53 @@ def busy_machine_note(train_time_s: float, threads: Optional[int] = None, load: 
 TORCH_DEFAULT_THREADS = torch.get_num_threads()  # read at import, before any run changes it (honours OMP_NUM_THREADS)
 
 
+def _cpu_jiffies(cpus) -> Optional[tuple]:
+    """``(busy, total)`` clock ticks since boot summed over the CPU ids ``cpus`` (``/proc/stat``; idle and
+    iowait are the idle ticks, steal counts as busy: a hypervisor gave that time to someone else).
+    None where the file cannot be read (not Linux)."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    busy = total = 0
+    for line in lines:
+        name, *fields = line.split()
+        if name[:3] == "cpu" and name[3:].isdigit() and int(name[3:]) in cpus:
+            ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+            total += sum(ticks)
+            busy += sum(ticks) - ticks[3] - ticks[4]
+    return (busy, total) if total else None
+
+
+def busy_cores(cpus, interval: float = 0.1) -> Optional[float]:
+    """How many of the CPUs ``cpus`` other work keeps busy *now*: their busy share over ``interval``
+    seconds (this process sleeps meanwhile) times their number. None where ``/proc/stat`` is missing.
+    Unlike the 1-minute load average, it does not still count a run that finished seconds ago."""
+    before = _cpu_jiffies(cpus)
+    if before is None:
+        return None
+    time.sleep(interval)
+    after = _cpu_jiffies(cpus)
+    if after is None or after[1] <= before[1]:
+        return None
+    return len(cpus) * (after[0] - before[0]) / (after[1] - before[1])
+
+
 def auto_threads(cores: Optional[int] = None, load: Optional[float] = None,
                  default: Optional[int] = None) -> int:
     """``trainer.threads: auto``: one torch thread per core that other work leaves idle — the cores this
-    process may use minus the cores the 1-minute load average keeps busy (a core counts as busy from
-    0.7 of a runnable process on: a just-finished run of one's own leaves a load of ~0.5), at least 1 and
-    at most torch's default.
+    process may use minus the cores other work keeps busy (``load``; default: :func:`busy_cores`, sampled
+    over 0.1 s, or the 1-minute load average where that cannot be read; a core counts as busy from 0.7 on),
+    at least 1 and at most torch's default.
     On a quiet 2-core machine that is 2 (1.1-1.8x faster than 1 thread); with other jobs running it is 1,
-    where two threads would wait on each other (up to 95x slower; BENCHMARKS.md)."""
+    where two threads would wait on each other (up to 95x slower; BENCHMARKS.md). The load average alone
+    gave 1 thread to a run started on a quiet machine just after another run finished (it decays over
+    a minute), about 1.5x slower than 2 for the text recipes."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = len(cpus) if cpus else (os.cpu_count() or 1)
+    if load is None:
+        load = busy_cores(cpus) if cpus else None
     if load is None:
         try:
             load = os.getloadavg()[0]

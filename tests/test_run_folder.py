@@ -209,6 +209,29 @@ def test_busy_machine_note_names_the_setting(tmp_path, monkeypatch):
     assert res.notes == ["busy"] and seen == [res.metrics["train_time_s"]]
 
 
+def test_busy_cores_reads_the_cores_use_now_not_the_load_average(monkeypatch):
+    import sslkit.runner as runner
+
+    stat = iter([
+        "cpu  0 0 0 0 0 0 0 0\ncpu0 100 0 50 800 50 0 0 0\ncpu1 10 0 10 900 0 0 0 0\ncpu2 0 0 0 1000 0 0 0 0\n",
+        # 0.1 s later: cpu0 busy 9 of 10 ticks (1 of them stolen), cpu1 1 of 10, cpu2 (not ours) 10 of 10
+        "cpu  0 0 0 0 0 0 0 0\ncpu0 106 0 52 801 50 0 0 1\ncpu1 11 0 10 909 0 0 0 0\ncpu2 10 0 0 1000 0 0 0 0\n",
+    ])
+    monkeypatch.setattr(runner.Path, "read_text", lambda self: next(stat))
+    monkeypatch.setattr(runner.time, "sleep", lambda s: None)
+    assert runner.busy_cores([0, 1]) == pytest.approx(2 * 10 / 20)
+    monkeypatch.setattr(runner.Path, "read_text", lambda self: (_ for _ in ()).throw(OSError("no /proc")))
+    assert runner.busy_cores([0, 1]) is None
+    # auto_threads asks busy_cores first: a load average still high from a finished run gives no thread away
+    monkeypatch.setattr(runner, "busy_cores", lambda cpus: 0.1)
+    monkeypatch.setattr(runner.os, "getloadavg", lambda: (1.3, 1.0, 1.0))
+    assert runner.auto_threads(cores=2, default=2) == 2
+    monkeypatch.setattr(runner, "busy_cores", lambda cpus: 1.0)  # one core in use by another job now
+    assert runner.auto_threads(cores=2, default=2) == 1
+    monkeypatch.setattr(runner, "busy_cores", lambda cpus: None)  # no /proc/stat: the load average decides
+    assert runner.auto_threads(cores=2, default=2) == 1
+
+
 def test_auto_threads_uses_the_idle_cores(tmp_path, monkeypatch):
     from sslkit.runner import auto_threads
 
