@@ -161,6 +161,7 @@ def test_moons_recipe_writes_metrics_and_decision_boundary(tmp_path):
     {"name": "teacher"},
     {"name": "propagation"},
     {"name": "prototype"},
+    {"name": "agreement", "relations": [{"name": "propagation"}, {"name": "label_spreading"}]},
 ])
 def test_every_relation_trains(tmp_path, relation):
     res = smoke_run(tmp_path, **{"objectives[0].relation": relation, "objectives[0].loss": "soft",

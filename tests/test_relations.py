@@ -346,3 +346,42 @@ def test_label_spreading_reads_lazy_rows_within_its_memory_limit(monkeypatch):
 def test_label_spreading_needs_training_rows():
     with pytest.raises(ConfigError, match=r"relation\.name"):
         build("relations", {"name": "label_spreading"}, ctx(), path="objectives[0].relation")
+
+
+def test_agreement_keeps_the_rows_where_its_relations_agree():
+    # label_spreading (rows 2-3 near class 0's seed, row 4 near class 1's) against the student's own predictions
+    xs = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.2, 0.0], [0.1, 0.1], [2.9, 0.0]])
+    c = spreading_ctx(xs, [0, 1, -1, -1, -1])
+    spec = {"name": "agreement", "relations": [{"name": "label_spreading", "k": 2},
+                                               {"name": "confidence", "threshold": 0.7}]}
+    r = build("relations", spec, c, path="objectives[0].relation")
+    assert r.reads_weak_view  # confidence reads the student's view of z
+    student = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])  # rows 2, 3, 4: agrees, disagrees, agrees
+    rows = torch.tensor([2, 3, 4])
+    out = r(RelationInput(torch.zeros(3, 2), student.log(), torch.zeros(3, 3), torch.zeros(1, 2),
+                          torch.zeros(1, 3), torch.tensor([0]), rows))
+    spread = r.relations[0].probs[rows]
+    assert spread.argmax(1).tolist() == [0, 0, 1]
+    assert torch.allclose(out.probs, (spread + student) / 2, atol=1e-6)
+    # row 3: the labels differ; row 4: they agree, but the student's 0.6 is under its 0.7 threshold
+    assert out.weight.tolist() == [1.0, 0.0, 0.0]
+    ls_only = {"name": "agreement", "relations": [{"name": "label_spreading", "k": 2}, {"name": "label_spreading", "k": 3}]}
+    assert not build("relations", ls_only, c, path="objectives[0].relation").reads_weak_view
+    with pytest.raises(ConfigError, match=r"^objectives\[0\]\.relation\.relations: .*at least two"):
+        build("relations", {"name": "agreement", "relations": [{"name": "confidence"}]}, c,
+              path="objectives[0].relation")
+    with pytest.raises(ConfigError, match=r"^objectives\[0\]\.relation\.relations\[1\]\.threshold"):
+        build("relations", {"name": "agreement", "relations": [{"name": "confidence"},
+                                                               {"name": "confidence", "threshold": 2}]}, c,
+              path="objectives[0].relation")
+
+
+def test_agreement_passes_after_step_to_its_relations():
+    enc, head = nn.Linear(2, 4), nn.Linear(4, 2)
+    r = build("relations", {"name": "agreement", "relations": [{"name": "teacher", "decay": 0.5}, {"name": "confidence"}]},
+              ctx(encoder=enc, head=head), path="objectives[0].relation")
+    before = r.relations[0].teacher[0].weight.clone()
+    with torch.no_grad():
+        enc.weight.add_(1.0)
+    r.after_step(enc, head)
+    assert torch.allclose(r.relations[0].teacher[0].weight, 0.5 * before + 0.5 * enc.weight)
