@@ -44,7 +44,10 @@ def busy_machine_note(train_time_s: float, threads: Optional[int] = None, load: 
                       cores: Optional[int] = None) -> Optional[str]:
     """A one-line note when a run was probably much slower than it could have been: other work kept
     more processes runnable than there are cores (1-minute load average) while torch ran a thread per
-    core, so its threads waited on each other (measured 2-10x on tiny models; BENCHMARKS.md)."""
+    core, so its threads waited on each other (measured 2-10x on tiny models; BENCHMARKS.md). The run's own
+    threads are part of that load: other work counts from 0.7 of a process above them, as in
+    :func:`auto_threads` (a quiet run on every core ends near a load of ``cores``, and 1 thread would be
+    slower there)."""
     threads = torch.get_num_threads() if threads is None else threads
     cores = (os.cpu_count() or 1) if cores is None else cores
     if load is None:
@@ -52,7 +55,7 @@ def busy_machine_note(train_time_s: float, threads: Optional[int] = None, load: 
             load = os.getloadavg()[0]
         except OSError:  # not available on this platform
             return None
-    if train_time_s < 1.0 or threads < cores or threads == 1 or load <= cores:
+    if train_time_s < 1.0 or threads < cores or threads == 1 or load - threads < 0.7:
         return None
     return (f"the machine was busy (load average {load:.1f} on {cores} cores) while torch used {threads} threads; "
             f"on a busy machine --set trainer.threads=1 is often several times faster")
@@ -103,7 +106,7 @@ def auto_threads(cores: Optional[int] = None, load: Optional[float] = None,
     where two threads would wait on each other (up to 95x slower; BENCHMARKS.md). The load average alone
     gave 1 thread to a run started on a quiet machine just after another run finished (it decays over
     a minute), about 1.5x slower than 2 for the text recipes."""
-    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     if cores is None:
         cores = len(cpus) if cpus else (os.cpu_count() or 1)
     if load is None:

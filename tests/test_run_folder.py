@@ -201,6 +201,9 @@ def test_busy_machine_note_names_the_setting(tmp_path, monkeypatch):
     assert note and "load average 5.7 on 2 cores" in note and "trainer.threads=1" in note and "\n" not in note
     assert busy_machine_note(30.0, threads=1, load=5.7, cores=2) is None  # already one thread
     assert busy_machine_note(30.0, threads=2, load=1.5, cores=2) is None  # a quiet machine
+    # the run's own 2 threads load the machine to ~2: 2.04 at the end of a quiet 2-thread text run (8 min)
+    assert busy_machine_note(30.0, threads=2, load=2.04, cores=2) is None
+    assert busy_machine_note(30.0, threads=2, load=2.8, cores=2)  # one more job's worth
     assert busy_machine_note(0.2, threads=2, load=9.0, cores=2) is None  # too short to matter
     # the end-of-run summary carries it (train_time_s of the run passed in)
     seen = []
