@@ -40,22 +40,33 @@ class RunResult:
     notes: list = field(default_factory=list)  # one-line remarks for the end-of-run summary (stderr)
 
 
+def _usable_cpus() -> Optional[set]:
+    """The CPU ids this process may run on (its affinity), or None where the platform does not say."""
+    return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
+def _load_average() -> Optional[float]:
+    """The 1-minute load average, or None where the platform has none (Windows)."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
+
+
 def busy_machine_note(train_time_s: float, threads: Optional[int] = None, load: Optional[float] = None,
                       cores: Optional[int] = None) -> Optional[str]:
     """A one-line note when a run was probably much slower than it could have been: other work kept
     more processes runnable than there are cores (1-minute load average) while torch ran a thread per
     core, so its threads waited on each other (measured 2-10x on tiny models; BENCHMARKS.md). The run's own
-    threads are part of that load: other work counts from 0.7 of a process above them, as in
-    :func:`auto_threads` (a quiet run on every core ends near a load of ``cores``, and 1 thread would be
-    slower there)."""
+    threads (up to one per core) are part of that load: other work counts from 0.7 of a process above them,
+    as in :func:`auto_threads` (a quiet run on every core ends near a load of ``cores``, and 1 thread would
+    be slower there)."""
     threads = torch.get_num_threads() if threads is None else threads
-    cores = (os.cpu_count() or 1) if cores is None else cores
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:  # not available on this platform
-            return None
-    if train_time_s < 1.0 or threads < cores or threads == 1 or load - threads < 0.7:
+    if cores is None:
+        cpus = _usable_cpus()
+        cores = len(cpus) if cpus else (os.cpu_count() or 1)
+    load = _load_average() if load is None else load
+    if load is None or train_time_s < 1.0 or threads < cores or threads == 1 or load - min(threads, cores) < 0.7:
         return None
     return (f"the machine was busy (load average {load:.1f} on {cores} cores) while torch used {threads} threads; "
             f"on a busy machine --set trainer.threads=1 is often several times faster")
@@ -66,56 +77,60 @@ TORCH_DEFAULT_THREADS = torch.get_num_threads()  # read at import, before any ru
 
 def _cpu_jiffies(cpus) -> Optional[tuple]:
     """``(busy, total)`` clock ticks since boot summed over the CPU ids ``cpus`` (``/proc/stat``; idle and
-    iowait are the idle ticks, steal counts as busy: a hypervisor gave that time to someone else).
-    None where the file cannot be read (not Linux)."""
+    iowait are the idle ticks, steal counts as busy: a hypervisor gave that time to someone else; the
+    guest columns after steal are already inside user and nice). None where the file cannot be read or
+    parsed (not Linux, an unusual ``/proc``)."""
     try:
         lines = Path("/proc/stat").read_text().splitlines()
     except OSError:
         return None
     busy = total = 0
-    for line in lines:
-        name, *fields = line.split()
-        if name[:3] == "cpu" and name[3:].isdigit() and int(name[3:]) in cpus:
-            ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
-            total += sum(ticks)
-            busy += sum(ticks) - ticks[3] - ticks[4]
+    try:
+        for line in lines:
+            name, *fields = line.split() or [""]
+            if name[:3] == "cpu" and name[3:].isdigit() and int(name[3:]) in cpus and len(fields) >= 5:
+                ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+                total += sum(ticks)
+                busy += sum(ticks) - ticks[3] - ticks[4]
+    except ValueError:
+        return None
     return (busy, total) if total else None
 
 
-def busy_cores(cpus, interval: float = 0.1) -> Optional[float]:
+def busy_cores(cpus, interval: float = 0.2) -> Optional[float]:
     """How many of the CPUs ``cpus`` other work keeps busy *now*: their busy share over ``interval``
-    seconds (this process sleeps meanwhile) times their number. None where ``/proc/stat`` is missing.
-    Unlike the 1-minute load average, it does not still count a run that finished seconds ago."""
-    before = _cpu_jiffies(cpus)
+    seconds times their number, less this process's own use over the same window (threads of an earlier
+    stage still winding down), within ``[0, len(cpus)]``. None where ``/proc/stat`` is missing. Unlike
+    the 1-minute load average, it does not still count a run that finished seconds ago."""
+    before, own, wall = _cpu_jiffies(cpus), time.process_time(), time.perf_counter()
     if before is None:
         return None
     time.sleep(interval)
     after = _cpu_jiffies(cpus)
     if after is None or after[1] <= before[1]:
         return None
-    return len(cpus) * (after[0] - before[0]) / (after[1] - before[1])
+    own_cores = (time.process_time() - own) / max(time.perf_counter() - wall, 1e-6)
+    busy = len(cpus) * (after[0] - before[0]) / (after[1] - before[1]) - own_cores
+    return min(max(busy, 0.0), float(len(cpus)))
 
 
 def auto_threads(cores: Optional[int] = None, load: Optional[float] = None,
                  default: Optional[int] = None) -> int:
     """``trainer.threads: auto``: one torch thread per core that other work leaves idle — the cores this
     process may use minus the cores other work keeps busy (``load``; default: :func:`busy_cores`, sampled
-    over 0.1 s, or the 1-minute load average where that cannot be read; a core counts as busy from 0.7 on),
+    over 0.2 s, or the 1-minute load average where that cannot be read; a core counts as busy from 0.7 on),
     at least 1 and at most torch's default.
     On a quiet 2-core machine that is 2 (1.1-1.8x faster than 1 thread); with other jobs running it is 1,
     where two threads would wait on each other (up to 95x slower; BENCHMARKS.md). The load average alone
     gave 1 thread to a run started on a quiet machine just after another run finished (it decays over
     a minute), about 1.5x slower than 2 for the text recipes."""
-    cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cpus = _usable_cpus()
     if cores is None:
         cores = len(cpus) if cpus else (os.cpu_count() or 1)
     if load is None:
         load = busy_cores(cpus) if cpus else None
     if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:  # not available on this platform: assume the machine is ours
-            load = 0.0
+        load = _load_average() or 0.0  # none on this platform: assume the machine is ours
     default = TORCH_DEFAULT_THREADS if default is None else default
     return max(1, min(default, cores, cores - int(load + 0.3)))
 

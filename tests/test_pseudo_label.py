@@ -162,6 +162,8 @@ def test_moons_recipe_writes_metrics_and_decision_boundary(tmp_path):
     {"name": "propagation"},
     {"name": "prototype"},
     {"name": "agreement", "relations": [{"name": "propagation"}, {"name": "label_spreading"}]},
+    # every relation looked up by row: the weak view of the unlabeled rows is neither drawn nor encoded
+    {"name": "agreement", "relations": [{"name": "label_spreading"}, {"name": "label_spreading", "k": 3}]},
 ])
 def test_every_relation_trains(tmp_path, relation):
     res = smoke_run(tmp_path, **{"objectives[0].relation": relation, "objectives[0].loss": "soft",

@@ -204,6 +204,7 @@ def test_busy_machine_note_names_the_setting(tmp_path, monkeypatch):
     # the run's own 2 threads load the machine to ~2: 2.04 at the end of a quiet 2-thread text run (8 min)
     assert busy_machine_note(30.0, threads=2, load=2.04, cores=2) is None
     assert busy_machine_note(30.0, threads=2, load=2.8, cores=2)  # one more job's worth
+    assert busy_machine_note(30.0, threads=8, load=2.8, cores=2)  # more threads than cores: counted as 2
     assert busy_machine_note(0.2, threads=2, load=9.0, cores=2) is None  # too short to matter
     # the end-of-run summary carries it (train_time_s of the run passed in)
     seen = []
@@ -222,9 +223,20 @@ def test_busy_cores_reads_the_cores_use_now_not_the_load_average(monkeypatch):
     ])
     monkeypatch.setattr(runner.Path, "read_text", lambda self: next(stat))
     monkeypatch.setattr(runner.time, "sleep", lambda s: None)
-    assert runner.busy_cores([0, 1]) == pytest.approx(2 * 10 / 20)
+    own = iter([5.0, 5.05])  # this process's CPU seconds: 0.05 over a 0.1 s window is half a core of its own
+    wall = iter([100.0, 100.1])
+    monkeypatch.setattr(runner.time, "process_time", lambda: next(own))
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: next(wall))
+    assert runner.busy_cores({0, 1}) == pytest.approx(2 * 10 / 20 - 0.5)
+    monkeypatch.setattr(runner.time, "process_time", lambda: 0.0)
+    monkeypatch.setattr(runner.time, "perf_counter", lambda: 0.0)
     monkeypatch.setattr(runner.Path, "read_text", lambda self: (_ for _ in ()).throw(OSError("no /proc")))
-    assert runner.busy_cores([0, 1]) is None
+    assert runner.busy_cores({0, 1}) is None
+    # lines it cannot read are skipped or give up (the load average is used), never an exception
+    monkeypatch.setattr(runner.Path, "read_text", lambda self: "\ncpu0 1 2\ncpu1 10 0 10 900 0 0 0 0\n")
+    assert runner._cpu_jiffies({0, 1}) == (20, 920)
+    monkeypatch.setattr(runner.Path, "read_text", lambda self: "cpu0 1 2 x 4 5 6 7 8\n")
+    assert runner._cpu_jiffies({0}) is None
     # auto_threads asks busy_cores first: a load average still high from a finished run gives no thread away
     monkeypatch.setattr(runner, "busy_cores", lambda cpus: 0.1)
     monkeypatch.setattr(runner.os, "getloadavg", lambda: (1.3, 1.0, 1.0))
