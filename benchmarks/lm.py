@@ -219,7 +219,8 @@ COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): each part al
     ("composed", "composed: mlm pretraining, then pseudo_label from label_spreading (semi_docstrings.yaml)",
      "semi_docstrings.yaml", True, {}),
 )
-# the rows of --no-ablation: the issue's comparison, the previous recipe, and the form with the masked-LM loss kept on
+# the rows of --no-ablation: the issue's comparison, the previous recipe, and the form with the masked-LM loss kept on;
+# --rows ft composed runs the issue's comparison alone
 PLAIN = ("ft", "pl_mlm80", "ls_mlm", "composed")
 TFIDF = "TF-IDF + logistic regression (labeled rows)"
 SPREAD = "LabelSpreading on TF-IDF (the recipe's relation alone, no encoder)"
@@ -271,12 +272,12 @@ def pretrained_encoder(seed: int, base: dict, folder: Path) -> Path:
     return run_dir / "pretrain"
 
 
-def compose(seeds: list, labels_per_class: list, threads: int, folder: Path, ablation: bool = True) -> dict:
-    """Test accuracy of each COMPOSE row at each seed and label budget: one SeedTable per budget. The finetune
-    stages start from the seed's pretrained encoder (``encoder.init_from``) or from scratch (``from: null``).
-    A row whose run folder in ``folder`` is finished is read, not trained again (runs are deterministic for a
-    seed and thread count)."""
-    rows = COMPOSE if ablation else [r for r in COMPOSE if r[0] in PLAIN]
+def compose(seeds: list, labels_per_class: list, threads: int, folder: Path, keys=None) -> dict:
+    """Test accuracy of each COMPOSE row (those named in ``keys``; all by default) at each seed and label
+    budget: one SeedTable per budget. The finetune stages start from the seed's pretrained encoder
+    (``encoder.init_from``) or from scratch (``from: null``). A row whose run folder in ``folder`` is finished
+    is read, not trained again (runs are deterministic for a seed and thread count)."""
+    rows = COMPOSE if keys is None else [r for r in COMPOSE if r[0] in set(keys) | {"ft", "composed"}]
     tables = {n: SeedTable(f"docstrings, {n} labels per class, test accuracy", ours=[rows[-1][1]], digits=3)
               for n in labels_per_class}
     smoke = {"trainer.max_steps": 3} if os.environ.get("SSLKIT_SMOKE") == "1" else {}
@@ -350,14 +351,18 @@ def main():
     ap.add_argument("--pretrained", default=None,
                     help="folder keeping each seed's pretraining for --compose-seeds (default: a temporary one)")
     ap.add_argument("--no-ablation", action="store_true",
-                    help="--compose-seeds: only the mlm fine-tune and the composed recipe (no scratch rows)")
+                    help="--compose-seeds: only the mlm fine-tune, the composed recipe and its earlier forms "
+                         "(no scratch rows)")
+    ap.add_argument("--rows", nargs="*", choices=[r[0] for r in COMPOSE], default=None,
+                    help="--compose-seeds: only these rows (the mlm fine-tune and the composed recipe always run)")
     args = ap.parse_args()
     if args.compose_seeds:
         threads = args.threads or 1
         torch.set_num_threads(threads)
         print(f"torch threads {threads} (trainer.threads={threads}); seeds {args.compose_seeds}\n", flush=True)
         folder = Path(args.pretrained or tempfile.mkdtemp(prefix="compose-"))
-        compose(args.compose_seeds, args.labels_per_class, threads, folder, not args.no_ablation)
+        compose(args.compose_seeds, args.labels_per_class, threads, folder,
+                args.rows if args.rows is not None else PLAIN if args.no_ablation else None)
         return
     if args.finetune_seeds:
         finetune(args.finetune_seeds, args.labels_per_class, args.threads)

@@ -134,14 +134,18 @@ def test_text_compose_benchmark_tables_rows_and_reads_finished_runs(tmp_path, mo
     import lm
 
     monkeypatch.setenv("SSLKIT_SMOKE", "1")
-    first = lm.compose([0], [2], 1, tmp_path, ablation=False)[2].scores
+    first = lm.compose([0], [2], 1, tmp_path, lm.PLAIN)[2].scores
     composed = next(name for key, name, *_ in lm.COMPOSE if key == "composed")
     plain = {name for key, name, *_ in lm.COMPOSE if key in ("ft", "pl_mlm80", "ls_mlm", "composed")}
     assert len(plain) == 4 and set(first) == plain | {lm.TFIDF, lm.SPREAD}
     assert 0.0 <= first[lm.TFIDF][0] <= 1.0 and 0.0 <= first[lm.SPREAD][0] <= 1.0
     assert (tmp_path / "s0" / "pretrain" / "metrics.json").is_file()
     monkeypatch.setattr(lm.sslkit, "run", lambda *a, **k: pytest.fail("a finished run was trained again"))
-    assert lm.compose([0], [2], 1, tmp_path, ablation=False)[2].scores == first
+    assert lm.compose([0], [2], 1, tmp_path, lm.PLAIN)[2].scores == first
+    # --rows: the rows named, and the comparison (mlm fine-tune, the recipe) always
+    only = lm.compose([0], [2], 1, tmp_path, ["composed"])[2].scores
+    assert set(only) == {composed, next(name for key, name, *_ in lm.COMPOSE if key == "ft"), lm.TFIDF, lm.SPREAD}
+    assert only[composed] == first[composed]
 
 
 def test_text_compose_ablation_rows_are_the_forms_they_name():

@@ -124,6 +124,26 @@ def test_text_files_and_image_folder(tmp_path):
         data_of({"name": "image_folder", "root": str(tmp_path / "txt" / "pos")})
 
 
+def test_a_fitted_vocabulary_learns_no_word_of_the_test_rows(tmp_path):
+    # every document has a word of its own: those of the test documents must be <unk>, not vocabulary
+    for c in ("neg", "pos"):
+        (tmp_path / c).mkdir()
+        for i in range(8):
+            (tmp_path / c / f"{i}.txt").write_text(f"{c} shared words own{c}{i} own{c}{i}")
+    for seed in (0, 1):
+        d = build_data(config.resolve({"seed": seed, "data": {"name": "text_files", "root": str(tmp_path),
+                                                              "tokenizer": {"name": "word", "min_freq": 1}}}))
+        tok = d.info.tokenizer
+        vocab = set(tok.vocab)
+        train_words = {w for row in d.train["x"] for w in tok.decode(row).split()}
+        test_words = {w for row in d.test["x"] for w in tok.decode(row).split()}
+        assert {"shared", "words", "neg", "pos"} <= vocab
+        owned = {w for w in vocab if w.startswith("own")}
+        assert len(owned) == len(d.train) and owned <= train_words  # one own word per training document
+        assert not test_words & {f"own{c}{i}" for c in ("neg", "pos") for i in range(8)} - owned
+        assert all((row == tok.unk_id).sum() == 2 for row in d.test["x"])  # both copies of its own word
+
+
 def test_stream_wraps_resumes_and_shards():
     data = TensorData({"x": torch.arange(10)})
     s = Stream(data, 4, seed=0, key="k")

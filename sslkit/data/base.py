@@ -9,7 +9,7 @@ The framework then makes the stratified test split and hides labels beyond
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -90,11 +90,18 @@ class TensorData:
 
 @dataclass
 class Examples:
-    """What a dataset builder returns: columns, their description, and optionally a fixed test split."""
+    """What a dataset builder returns: columns, their description, and optionally a fixed test split.
+
+    fit: for data with a part learned from the rows themselves (a word or BPE tokenizer's vocabulary).
+        Once the test split is drawn, :func:`prepare` calls it with the training rows' indices; it returns
+        the columns to add (made with what it learned from those rows only) and the :class:`DataInfo` to
+        use, so that no test row shapes what the model is trained with.
+    """
 
     columns: dict
     info: DataInfo
     test_columns: Optional[dict] = None
+    fit: Optional[Callable[[np.ndarray], tuple]] = None
 
 
 @dataclass
@@ -162,6 +169,9 @@ def hide_labels(y: np.ndarray, labels_per_class: int, num_classes: int, seed: in
 def prepare(examples: Examples, common: dict, seed: int, path: str = "data") -> DataBundle:
     """Split ``examples`` into train/test and apply ``labels_per_class``."""
     info = examples.info
+    if examples.fit is not None and examples.test_columns is not None:  # a dataset author's mistake, not a user's
+        raise TypeError(f"dataset '{info.name}': Examples.fit is for data split here; with a fixed test split, "
+                        f"fit on the training rows in the builder (as corpus_examples does)")
     columns = {k: (v if isinstance(v, (torch.Tensor, LazyColumn)) else torch.as_tensor(v)) for k, v in examples.columns.items()}
     if "y" not in columns:
         columns["y"] = torch.full((len(next(iter(columns.values()))),), UNLABELED, dtype=torch.long)
@@ -181,6 +191,12 @@ def prepare(examples: Examples, common: dict, seed: int, path: str = "data") -> 
         except ValueError as exc:  # scikit-learn's: a split with fewer test (or train) rows than classes
             raise ConfigError(f"{path}.test_size", f"{common['test_size']} of {len(y)} rows cannot be split: "
                                                    + " ".join(str(exc).split())) from None
+        if examples.fit is not None:
+            try:
+                fitted, info = examples.fit(np.sort(tr))
+            except (ValueError, OSError) as exc:
+                raise ConfigError(path, f"dataset '{info.name}': {exc}") from None
+            data = TensorData({**data.columns, **fitted})
         train, test = data.subset(np.sort(tr)), data.subset(np.sort(te))
     y_train = train.columns["y"].clone()
     train.columns["y_true"] = y_train.clone()
