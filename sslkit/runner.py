@@ -45,6 +45,11 @@ def _usable_cpus() -> Optional[set]:
     return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
 
 
+def _core_count(cpus: Optional[set]) -> int:
+    """The cores this process may use: its affinity set's size, else the machine's count."""
+    return len(cpus) if cpus else (os.cpu_count() or 1)
+
+
 def _load_average() -> Optional[float]:
     """The 1-minute load average, or None where the platform has none (Windows)."""
     try:
@@ -62,9 +67,7 @@ def busy_machine_note(train_time_s: float, threads: Optional[int] = None, load: 
     as in :func:`auto_threads` (a quiet run on every core ends near a load of ``cores``, and 1 thread would
     be slower there)."""
     threads = torch.get_num_threads() if threads is None else threads
-    if cores is None:
-        cpus = _usable_cpus()
-        cores = len(cpus) if cpus else (os.cpu_count() or 1)
+    cores = _core_count(_usable_cpus()) if cores is None else cores
     load = _load_average() if load is None else load
     if load is None or train_time_s < 1.0 or threads < cores or threads == 1 or load - min(threads, cores) < 0.7:
         return None
@@ -125,8 +128,7 @@ def auto_threads(cores: Optional[int] = None, load: Optional[float] = None,
     gave 1 thread to a run started on a quiet machine just after another run finished (it decays over
     a minute), about 1.5x slower than 2 for the text recipes."""
     cpus = _usable_cpus()
-    if cores is None:
-        cores = len(cpus) if cpus else (os.cpu_count() or 1)
+    cores = _core_count(cpus) if cores is None else cores
     if load is None:
         load = busy_cores(cpus) if cpus else None
     if load is None:
@@ -197,8 +199,8 @@ def load_encoder_weights(encoder, source: str, tokenizer=None) -> None:
         if why:
             raise ConfigError("encoder.init_from", f"{source} was trained on the ids of another tokenizer ({why}): "
                                                    f"its embeddings would stand for other tokens. Build this run's data "
-                                                   f"with the source run's data.tokenizer and text (a word or bpe "
-                                                   f"vocabulary is fitted on the dataset's text)")
+                                                   f"with the source run's data.tokenizer, text, seed and test_size (a "
+                                                   f"word or bpe vocabulary is fitted on the training rows)")
     if saved is None:
         return load_export(encoder, path)
     state = checkpoint.trained_weights(saved)

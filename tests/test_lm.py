@@ -453,6 +453,9 @@ def test_init_from_refuses_an_encoder_trained_on_another_vocabulary(tmp_path):
     # the same text and tokenizer: accepted
     sets = [f"{k}={v}" for k, v in {**TINY, "data.tokenizer": word, "encoder.init_from": str(pre.run_dir)}.items()]
     sslkit.validate(RECIPES / "lm_mlm.yaml", sets)
+    # another seed draws another split, whose training rows give another vocabulary: refused
+    with pytest.raises(ConfigError, match="another tokenizer.*seed and test_size"):
+        sslkit.validate(RECIPES / "lm_mlm.yaml", sets + ["seed=1"])
 
 
 @pytest.mark.slow

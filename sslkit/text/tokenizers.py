@@ -52,7 +52,7 @@ class Tokenizer:
 def tokenizer_mismatch(theirs, tokenizer) -> str:
     """Why ids made by the tokenizer whose :meth:`Tokenizer.state` is ``theirs`` (None: no tokenizer) mean
     other tokens than ``tokenizer``'s ids (None: no tokenizer), or ``""`` when they are the same.
-    A word or bpe vocabulary is fitted on a dataset's text, so two vocabularies of one size can still
+    A word or bpe vocabulary is fitted on a dataset's training rows, so two vocabularies of one size can still
     put other words at the same ids: an embedding table trained on one reads the other as noise."""
     ours = tokenizer.state() if tokenizer is not None else None
     if theirs == ours:
