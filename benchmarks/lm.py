@@ -220,7 +220,7 @@ COMPOSE = (  # (row key, row name, recipe, pretrained?, overrides): each part al
      "semi_docstrings.yaml", True, {}),
 )
 # the rows of --no-ablation: the comparison, the previous recipe, and the form with the masked-LM loss kept on;
-# --rows ft composed runs the comparison alone
+# a bare --rows runs the comparison (the mlm fine-tune and the recipe) alone
 PLAIN = ("ft", "pl_mlm80", "ls_mlm", "composed")
 TFIDF = "TF-IDF + logistic regression (labeled rows)"
 SPREAD = "LabelSpreading on TF-IDF (the recipe's relation alone, no encoder)"
@@ -350,10 +350,11 @@ def main():
                     help="run only the composed-recipe comparison (semi_docstrings.yaml), e.g. 0-9")
     ap.add_argument("--pretrained", default=None,
                     help="folder keeping each seed's pretraining for --compose-seeds (default: a temporary one)")
-    ap.add_argument("--no-ablation", action="store_true",
+    rows = ap.add_mutually_exclusive_group()
+    rows.add_argument("--no-ablation", action="store_true",
                     help="--compose-seeds: only the mlm fine-tune, the composed recipe and its earlier forms "
                          "(no scratch rows)")
-    ap.add_argument("--rows", nargs="*", choices=[r[0] for r in COMPOSE], default=None,
+    rows.add_argument("--rows", nargs="*", choices=[r[0] for r in COMPOSE], default=None,
                     help="--compose-seeds: only these rows (the mlm fine-tune and the composed recipe always run)")
     args = ap.parse_args()
     if args.compose_seeds:

@@ -26,7 +26,7 @@ from .model import SSLModel
 from .objectives.base import ObjectiveContext
 from .registry import registry
 from .schema import Part, build, part_name, split_common
-from .text.tokenizers import tokenizer_mismatch
+from .text.tokenizers import recorded_tokenizer, refuse_other_tokenizer
 from .trainer import Trainer, resolve_device
 
 
@@ -180,7 +180,7 @@ def _recorded_tokenizer(path: Path, saved: Optional[dict]) -> Optional[dict]:
         from .export import CONFIG
 
         return json.loads((path / CONFIG).read_text()).get("tokenizer")
-    return json.loads(saved["tokenizer"]) if saved.get("tokenizer") else None
+    return recorded_tokenizer(saved)
 
 
 def load_encoder_weights(encoder, source: str, tokenizer=None) -> None:
@@ -193,14 +193,7 @@ def load_encoder_weights(encoder, source: str, tokenizer=None) -> None:
     if path.is_dir() and not is_export(path):
         path = path / "checkpoints" / "last.pt"
     saved = checkpoint.load(path) if not is_export(path) else None
-    recorded = _recorded_tokenizer(path, saved)
-    if recorded is not None:
-        why = tokenizer_mismatch(recorded, tokenizer)
-        if why:
-            raise ConfigError("encoder.init_from", f"{source} was trained on the ids of another tokenizer ({why}): "
-                                                   f"its embeddings would stand for other tokens. Build this run's data "
-                                                   f"with the source run's data.tokenizer, text, seed and test_size (a "
-                                                   f"word or bpe vocabulary is fitted on the training rows)")
+    refuse_other_tokenizer(_recorded_tokenizer(path, saved), tokenizer, "encoder.init_from", source)
     if saved is None:
         return load_export(encoder, path)
     state = checkpoint.trained_weights(saved)
@@ -251,6 +244,7 @@ def load_run(run_dir, device="cpu"):
     data = build_data(cfg)
     model = build_model(cfg, data)
     state = checkpoint.load(run_dir / "checkpoints" / "last.pt", map_location=device)
+    refuse_other_tokenizer(_recorded_tokenizer(run_dir, state), data.info.tokenizer, str(run_dir), str(run_dir))
     model.load_state_dict(checkpoint.trained_weights(state))
     return cfg, data, model.to(device).eval()
 

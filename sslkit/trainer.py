@@ -32,6 +32,7 @@ from .objectives.base import Objective
 from .optim.groups import parameter_groups
 from .reporters import RunContext, build_reporters
 from .schema import build
+from .text.tokenizers import recorded_tokenizer, refuse_other_tokenizer
 
 
 def resolve_device(name: str) -> torch.device:
@@ -354,6 +355,9 @@ class Trainer:
         return state
 
     def load_state(self, state: dict) -> None:
+        # a vocabulary rebuilt from the recipe can differ from the one the checkpoint trained on (another
+        # split, or a run folder from before vocabularies were fitted on the training rows only)
+        refuse_other_tokenizer(recorded_tokenizer(state), self.data.info.tokenizer, "--resume", "the checkpoint")
         try:
             self.model.load_state_dict(state["model"])
             for p, o in self.optimizers.items():

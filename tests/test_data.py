@@ -140,7 +140,8 @@ def test_a_fitted_vocabulary_learns_no_word_of_the_test_rows(tmp_path):
         assert {"shared", "words", "neg", "pos"} <= vocab
         owned = {w for w in vocab if w.startswith("own")}
         assert len(owned) == len(d.train) and owned <= train_words  # one own word per training document
-        assert not test_words & {f"own{c}{i}" for c in ("neg", "pos") for i in range(8)} - owned
+        test_own = {f"own{c}{i}" for c in ("neg", "pos") for i in range(8)} - owned
+        assert len(test_own) == len(d.test) and not test_own & (vocab | test_words)  # theirs are not learned
         assert all((row == tok.unk_id).sum() == 2 for row in d.test["x"])  # both copies of its own word
 
 

@@ -453,9 +453,37 @@ def test_init_from_refuses_an_encoder_trained_on_another_vocabulary(tmp_path):
     # the same text and tokenizer: accepted
     sets = [f"{k}={v}" for k, v in {**TINY, "data.tokenizer": word, "encoder.init_from": str(pre.run_dir)}.items()]
     sslkit.validate(RECIPES / "lm_mlm.yaml", sets)
-    # another seed draws another split, whose training rows give another vocabulary: refused
-    with pytest.raises(ConfigError, match="another tokenizer.*seed and test_size"):
-        sslkit.validate(RECIPES / "lm_mlm.yaml", sets + ["seed=1"])
+
+
+def test_weights_trained_on_another_split_s_vocabulary_are_refused(tmp_path):
+    """A word vocabulary is fitted on the training rows of the split: a run with another seed has another one,
+    so encoder.init_from, --resume and load_run refuse weights whose recorded vocabulary differs."""
+    import yaml
+
+    from sslkit.runner import load_run
+
+    for c in ("neg", "pos"):
+        (tmp_path / "txt" / c).mkdir(parents=True)
+        for i in range(8):
+            (tmp_path / "txt" / c / f"{i}.txt").write_text(f"{c} shared words own{c}{i}")
+    recipe = {"data": {"name": "text_files", "root": str(tmp_path / "txt"), "max_length": 8,
+                       "tokenizer": {"name": "word", "min_freq": 1}},
+              "encoder": {"name": "transformer", "dim": 16, "depth": 1, "heads": 2},
+              "objectives": [{"name": "supervised"}], "trainer": {"batch_size": 4}}
+    pre = sslkit.run(recipe, overrides={**SMOKE, "trainer.checkpoint_every": 1}, out=tmp_path / "pre")
+    sslkit.validate(recipe, {"encoder.init_from": str(pre.run_dir)})  # the same split: accepted
+    with pytest.raises(ConfigError, match="another tokenizer.*the same size but other tokens") as err:
+        sslkit.validate(recipe, {"encoder.init_from": str(pre.run_dir), "seed": 1})
+    assert err.value.path == "encoder.init_from"
+    # the run folder rebuilt with another split (as one from before the vocabulary was fitted on the training
+    # rows would be): --resume and load_run name the mismatch instead of loading the embeddings
+    cfg_file = pre.run_dir / "config.yaml"
+    cfg_file.write_text(yaml.safe_dump({**yaml.safe_load(cfg_file.read_text()), "seed": 1}))
+    with pytest.raises(ConfigError, match="another tokenizer") as err:
+        sslkit.run(resume=pre.run_dir, overrides={"trainer.max_steps": 6})
+    assert err.value.path == "--resume"
+    with pytest.raises(ConfigError, match="another tokenizer"):
+        load_run(pre.run_dir)
 
 
 @pytest.mark.slow

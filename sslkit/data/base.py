@@ -167,7 +167,8 @@ def hide_labels(y: np.ndarray, labels_per_class: int, num_classes: int, seed: in
 
 
 def prepare(examples: Examples, common: dict, seed: int, path: str = "data") -> DataBundle:
-    """Split ``examples`` into train/test and apply ``labels_per_class``."""
+    """Split ``examples`` into train/test (then fit what :attr:`Examples.fit` learns on the training rows)
+    and apply ``labels_per_class``."""
     info = examples.info
     if examples.fit is not None and examples.test_columns is not None:  # a dataset author's mistake, not a user's
         raise TypeError(f"dataset '{info.name}': Examples.fit is for data split here; with a fixed test split, "
@@ -191,13 +192,14 @@ def prepare(examples: Examples, common: dict, seed: int, path: str = "data") -> 
         except ValueError as exc:  # scikit-learn's: a split with fewer test (or train) rows than classes
             raise ConfigError(f"{path}.test_size", f"{common['test_size']} of {len(y)} rows cannot be split: "
                                                    + " ".join(str(exc).split())) from None
+        tr, te = np.sort(tr), np.sort(te)
         if examples.fit is not None:
             try:
-                fitted, info = examples.fit(np.sort(tr))
+                fitted, info = examples.fit(tr)
             except (ValueError, OSError) as exc:
                 raise ConfigError(path, f"dataset '{info.name}': {exc}") from None
             data = TensorData({**data.columns, **fitted})
-        train, test = data.subset(np.sort(tr)), data.subset(np.sort(te))
+        train, test = data.subset(tr), data.subset(te)
     y_train = train.columns["y"].clone()
     train.columns["y_true"] = y_train.clone()
     lpc = common.get("labels_per_class")

@@ -2,10 +2,13 @@
 so objectives can rely on ``pad_id``, ``cls_id``, ``sep_id``, ``mask_id`` and ``unk_id``."""
 from __future__ import annotations
 
+import json
 from collections import Counter
+from typing import Optional
 
 import torch
 
+from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count
 
@@ -64,6 +67,26 @@ def tokenizer_mismatch(theirs, tokenizer) -> str:
     same_size = theirs and ours and len(theirs["vocab"]) == len(ours["vocab"])
     return f"{describe(theirs)} there, {describe(ours)} here" + (", the same size but other tokens at the same ids"
                                                                  if same_size else "")
+
+
+def recorded_tokenizer(state: dict) -> Optional[dict]:
+    """The :meth:`Tokenizer.state` a checkpoint recorded (JSON under ``tokenizer``), or None: a run without
+    text, or a checkpoint older than the record."""
+    return json.loads(state["tokenizer"]) if state.get("tokenizer") else None
+
+
+def refuse_other_tokenizer(recorded: Optional[dict], tokenizer, path: str, source: str) -> None:
+    """ConfigError at ``path`` when weights from ``source`` were trained on other ids than ``tokenizer``'s:
+    ``recorded`` is the :meth:`Tokenizer.state` its checkpoint or export recorded (None: it recorded none,
+    as checkpoints older than the record do; nothing to compare)."""
+    if recorded is None:
+        return
+    why = tokenizer_mismatch(recorded, tokenizer)
+    if why:
+        raise ConfigError(path, f"{source} was trained on the ids of another tokenizer ({why}): its embeddings "
+                                f"would stand for other tokens. Build this run's data with the source run's "
+                                f"data.tokenizer, text and split (seed, data.test_size or data.test_fraction): a "
+                                f"word, char or bpe vocabulary is fitted on the training rows")
 
 
 @register("tokenizers", "byte")
