@@ -124,6 +124,13 @@ def test_text_files_and_image_folder(tmp_path):
         data_of({"name": "image_folder", "root": str(tmp_path / "txt" / "pos")})
 
 
+@pytest.mark.parametrize("name,max_length", [("docstrings", 2), ("pydoc_blocks", 1)])
+def test_a_text_row_too_short_for_its_specials_names_max_length(name, max_length):
+    with pytest.raises(ConfigError, match="must") as err:
+        data_of({"name": name, "max_length": max_length})
+    assert err.value.path == "data.max_length"
+
+
 def test_a_fitted_vocabulary_learns_no_word_of_the_test_rows(tmp_path):
     # every document has a word of its own: those of the test documents must be <unk>, not vocabulary
     for c in ("neg", "pos"):

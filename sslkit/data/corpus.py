@@ -22,6 +22,7 @@ from typing import Literal, Optional
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..registry import register
 from ..schema import AtLeastTwo, OpenProbability, build
 from .base import DataInfo, Examples
@@ -113,7 +114,7 @@ def corpus_examples(docs: list, seed: int, tokenizer: dict, max_length: int, tes
                     layout: str, name: str) -> Examples:
     """Tokenise documents (the tokenizer is fitted on the training documents only) into ``layout``."""
     if max_length < 2:
-        raise ValueError(f"max_length must be at least 2, got {max_length}")
+        raise ConfigError("data.max_length", f"must be at least 2, got {max_length}")
     train_docs, test_docs = split_documents(docs, test_fraction, seed)
     tok = build("tokenizers", tokenizer, list(train_docs), path="data.tokenizer")
     train_ids = [tok.encode(d, add_special=False) for d in train_docs]

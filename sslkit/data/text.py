@@ -6,6 +6,7 @@ from typing import Annotated
 
 import torch
 
+from ..errors import ConfigError
 from ..schema import Part, build
 from .base import UNLABELED, DataInfo, Examples
 
@@ -17,7 +18,7 @@ def text_examples(texts, labels, class_names, tokenizer: dict, max_length: int, 
     fitted on the training rows' texts only (:attr:`Examples.fit`), as a vocabulary learned from the test
     documents would carry their words into training; then every row, test rows included, is encoded."""
     if max_length < 3:
-        raise ValueError("max_length must leave room for <cls> and <sep> plus one token")
+        raise ConfigError("data.max_length", f"must leave room for <cls> and <sep> plus one token, got {max_length}")
     texts = list(texts)
     y = torch.full((len(texts),), UNLABELED, dtype=torch.long) if labels is None else torch.as_tensor(labels, dtype=torch.long)
 
