@@ -75,6 +75,9 @@ class TrainerConfig:
     threads: Optional[Union[Annotated[int, Range(1)], Literal["auto"]]] = None
     num_workers: Optional[Annotated[int, Range(0)]] = None  # DataLoader workers augmenting stored images (null: up to 8 on CUDA, 0 on CPU)
     compile: bool = False  # torch.compile the encoder
+    # under torchrun: BatchNorm statistics of the global batch (torch's SyncBatchNorm on CUDA; sslkit's
+    # GlobalBatchNorm on the CPU), so they do not depend on the number of processes. Off: each rank's own rows
+    sync_batchnorm: bool = False
 
 
 @dataclass

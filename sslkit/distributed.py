@@ -1,4 +1,13 @@
-"""torch.distributed set-up for runs started by ``torchrun`` (gloo on CPU, NCCL on CUDA)."""
+"""torch.distributed for runs started by ``torchrun`` (gloo on CPU, NCCL on CUDA), and the few collectives
+that make a run's answer independent of how many processes compute it.
+
+The global batch of a step is one list of rows; rank ``r`` of ``W`` holds rows ``r, r + W, r + 2W, ...``
+(:class:`sslkit.data.stream.Stream`). :func:`gather_rows` puts a tensor of a rank's rows back into that
+one list, so a loss or relation that couples the rows of a batch (contrastive negatives, a k-NN graph)
+sees exactly what one process sees; :func:`my_rows` takes a rank's rows out of it again. Evaluation
+splits the test rows into contiguous shards (:func:`shard`), one per rank, whose sums
+:func:`sum_over_ranks` adds up, so every row counts once.
+"""
 from __future__ import annotations
 
 import gc
@@ -7,6 +16,8 @@ import os
 import torch
 import torch.distributed as dist
 
+_owned = False  # whether init() created the process group (a user's script may have made its own)
+
 
 def world() -> tuple[int, int, int]:
     """(rank, local_rank, world_size) from torchrun's environment; (0, 0, 1) otherwise."""
@@ -14,8 +25,20 @@ def world() -> tuple[int, int, int]:
 
 
 def init(device: torch.device) -> None:
+    global _owned
     if world()[2] > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        _owned = True
+
+
+def active() -> bool:
+    """Whether this process is one of several (an initialised process group of more than one rank)."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    """The number of processes computing this run (1 without a process group)."""
+    return dist.get_world_size() if active() else 1
 
 
 def is_main() -> bool:
@@ -36,11 +59,130 @@ def broadcast(obj):
     return box[0]
 
 
+class _GatherRows(torch.autograd.Function):
+    """All ranks' rows in global-batch order; the backward sums every rank's gradient for the gathered rows
+    and keeps this rank's. DDP then averages the ranks' parameter gradients, so with a loss computed on the
+    gathered rows the step is the one a single process takes on the global batch."""
+
+    @staticmethod
+    def forward(ctx, x):
+        W = dist.get_world_size()
+        parts = [torch.empty_like(x) for _ in range(W)]
+        dist.all_gather(parts, x.contiguous())
+        ctx.rank, ctx.world = dist.get_rank(), W
+        # row j of rank r is row j * W + r of the global batch
+        return torch.stack(parts, 1).flatten(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        return grad[ctx.rank::ctx.world]
+
+
+class _AllSum(torch.autograd.Function):
+    """The sum over the ranks, whose gradient is the sum of every rank's gradient (every rank's loss
+    depends on the sum)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def all_sum_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """``x`` summed over the ranks, differentiable (``x`` itself in one process): for statistics of the
+    global batch that a loss depends on, such as :class:`sslkit.sync_batchnorm.GlobalBatchNorm`'s."""
+    return _AllSum.apply(x) if active() else x
+
+
+def gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """The global batch of which ``x`` holds this rank's rows (``x`` itself in one process). Differentiable:
+    gradients reach this rank's rows from the loss on every rank."""
+    if not active():
+        return x
+    if x.requires_grad:
+        return _GatherRows.apply(x)
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.stack(parts, 1).flatten(0, 1)
+
+
+def my_rows(x: torch.Tensor) -> torch.Tensor:
+    """This rank's rows of a global-batch tensor (the inverse of :func:`gather_rows`)."""
+    if not active():
+        return x
+    return x[dist.get_rank()::dist.get_world_size()]
+
+
+def _share(n: int, r: int, W: int) -> tuple[int, int]:
+    return r * n // W, (r + 1) * n // W
+
+
+def shard_range(n: int) -> tuple[int, int]:
+    """This rank's contiguous share ``[start, stop)`` of ``n`` items: sizes differ by at most one, none is
+    repeated and none left out when ``n`` does not divide."""
+    if not active():
+        return 0, n
+    return _share(n, dist.get_rank(), dist.get_world_size())
+
+
+def shard(data):
+    """This rank's share of the rows of a :class:`~sslkit.data.TensorData` (all of it in one process)."""
+    start, stop = shard_range(len(data))
+    if (start, stop) == (0, len(data)):
+        return data
+    return data.subset(torch.arange(start, stop))
+
+
+def _collective_device(x: torch.Tensor) -> torch.device:
+    """Where ``x`` must be for a collective: NCCL reduces CUDA tensors only."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else x.device
+
+
+def all_sum(x: torch.Tensor) -> torch.Tensor:
+    """``x`` summed over the ranks (a new tensor, no gradient; ``x`` itself in one process)."""
+    if not active():
+        return x
+    y = x.detach().to(_collective_device(x), copy=True)
+    dist.all_reduce(y)
+    return y.to(x.device)
+
+
+def sum_over_ranks(*values: float) -> list[float]:
+    """Each number summed over the ranks, in float64 (unchanged in one process)."""
+    if not active():
+        return list(values)
+    return all_sum(torch.tensor([float(v) for v in values], dtype=torch.float64)).tolist()
+
+
+def gather_shards(x: torch.Tensor, n: int) -> torch.Tensor:
+    """The rows of every rank's :func:`shard` of ``n`` rows, in order, from this rank's ``x``."""
+    if not active():
+        return x
+    W = dist.get_world_size()
+    sizes = [b - a for a, b in (_share(n, r, W) for r in range(W))]
+    padded = torch.zeros((max(sizes), *x.shape[1:]), dtype=x.dtype, device=_collective_device(x))
+    padded[:len(x)] = x
+    parts = [torch.empty_like(padded) for _ in range(W)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:k] for p, k in zip(parts, sizes)]).to(x.device)
+
+
 def shutdown() -> None:
-    if dist.is_initialized():
+    global _owned
+    if dist.is_initialized() and _owned:
         # the finished run's Trainer sits in reference cycles, so without a collection its DDP model (whose
         # reducer holds the process group) outlives the group and is freed at some later collection, possibly
         # at interpreter exit, when gloo's threads can no longer be joined: a likely cause of the rare rank
-        # abort "terminate called without an active exception" seen at the end of DDP runs (fifth session)
+        # abort "terminate called without an active exception" seen at the end of DDP runs
         gc.collect()
         dist.destroy_process_group()
+        _owned = False

@@ -274,6 +274,9 @@ def _train(cfg: dict, run_dir: Optional[Path], resume: bool, device, stages: Opt
     ck = run_dir / "checkpoints" / "last.pt" if run_dir is not None else None
     # a run killed before its first checkpoint starts over; a torn checkpoint is an error
     state = checkpoint.load(ck) if resume and ck is not None and ck.exists() else None
+    # rank 0's checkpoint on every rank (the others have no run folder; on several machines none may share
+    # one): all ranks continue from it, whatever number of processes wrote it
+    state = distributed.broadcast(state)
     try:
         if main and not resume:
             (run_dir / "config.yaml").write_text(config.dump(cfg))
@@ -284,8 +287,9 @@ def _train(cfg: dict, run_dir: Optional[Path], resume: bool, device, stages: Opt
         data = build_data(cfg)
         model = build_model(cfg, data, stages=stages)
         trainer = Trainer(cfg, data, model, device, run_dir if main else None)
-        if state is not None and main and run_folder.is_finished(run_dir) and state["step"] >= trainer.total_steps:
-            return {**run_folder.read_metrics(run_dir), "already_finished": True}
+        finished = main and state is not None and run_folder.is_finished(run_dir)
+        if distributed.broadcast(finished) and state["step"] >= trainer.total_steps:
+            return {**run_folder.read_metrics(run_dir), "already_finished": True} if main else {"already_finished": True}
         if main and resume:  # with the keys --set changed, so the next resume keeps them
             (run_dir / "config.yaml").write_text(config.dump(cfg))
             run_folder.cut_log(run_dir, state["step"] if state is not None else 0)
@@ -355,7 +359,7 @@ def run(recipe: Union[str, Path, dict, None] = None, overrides=None, out=None, r
         run_dir = Path(run_dir) if main else None
         with run_folder.RunLock(run_dir) if main else contextlib.nullcontext():
             metrics = _train(cfg, run_dir, resuming, device)
-        distributed.barrier()  # rank 0 evaluates alone at the end: the others wait before tearing the group down
+        distributed.barrier()  # rank 0 reports alone at the end: the others wait before tearing the group down
         finished_before = bool(metrics.pop("already_finished", False))
         note = None if finished_before else busy_machine_note(metrics.get("train_time_s", 0.0))
         return RunResult(metrics, run_dir, finished_before, [note] if note else [])
@@ -389,7 +393,7 @@ def _run_stages(raw, overrides, recipe, target, resuming, only, overwrite) -> Ru
         top = Path(distributed.broadcast(str(top) if main else None))
         with run_folder.RunLock(top) if main else contextlib.nullcontext():
             result = _train_stages(stages, names, top, resuming, only, device)
-        distributed.barrier()  # as in run(): no rank leaves while rank 0 still evaluates
+        distributed.barrier()  # as in run(): no rank leaves while rank 0 still reports
         return result
     finally:
         distributed.shutdown()
@@ -413,7 +417,9 @@ def _train_stages(stages, names, top, resuming, only, device) -> RunResult:
             continue
         if source:
             cfg["encoder"]["init_from"] = str(dirs[source])
-            if not (resuming and run_folder.is_finished(dirs[name])):
+            # rank 0 reads the folders (the others may be on machines without them) and tells the others
+            if distributed.broadcast(main and not (resuming and run_folder.is_finished(dirs[name]))
+                                     and not run_folder.is_finished(dirs[source])):
                 from .stages import require_finished
 
                 require_finished(name, source, dirs[source])
@@ -423,6 +429,7 @@ def _train_stages(stages, names, top, resuming, only, device) -> RunResult:
             if main:
                 run_folder.mark_failed(top, exc, "interrupted" if isinstance(exc, Interrupted) else "failed")
             raise
+        distributed.barrier()  # the stage's folder is complete (rank 0 reports last) before the next starts
         trained |= not stage_metrics.pop("already_finished", False)
         stage_metrics.pop("status", None)
         metrics.update({f"{name}/{k}": v for k, v in stage_metrics.items()})

@@ -32,6 +32,7 @@ from .objectives.base import Objective
 from .optim.groups import parameter_groups
 from .reporters import RunContext, build_reporters
 from .schema import build
+from .sync_batchnorm import convert_sync_batchnorm
 from .text.tokenizers import recorded_tokenizer, refuse_other_tokenizer
 
 
@@ -59,6 +60,8 @@ class Trainer:
         self.run_dir = run_dir
         self.rank, _, self.world = distributed.world()
         self.model = model.to(device)
+        if self.tcfg["sync_batchnorm"] and self.world > 1:
+            convert_sync_batchnorm(self.model, device)  # before the average below copies the model
         # the average of the weights that evaluation and the saved model use (on the model's device; every
         # DDP rank keeps the same one, as its weights are the same); taken before compiling the encoder
         self.ema = AveragedWeights(self.model) if self.tcfg["ema_decay"] else None
@@ -214,7 +217,9 @@ class Trainer:
 
     def evaluate(self) -> dict:
         """The objectives' ``test_*`` metrics and the reporters' :meth:`~sslkit.reporters.Reporter.during`,
-        with the :meth:`evaluated_weights`."""
+        with the :meth:`evaluated_weights`. Under ``torchrun`` every rank calls it: the objectives score their
+        share of the test rows and add up over the ranks; the reporters run on rank 0 (others get only the
+        objectives' metrics)."""
         with self.evaluated_weights():
             return self._evaluate()
 
@@ -227,9 +232,10 @@ class Trainer:
                 for k, v in obj.evaluate(self.data, self.model.encoder, self.tcfg["batch_size"],
                                          self.device).items():
                     metrics[k if k not in metrics else f"{name}/{k}"] = v
-            run = self.run_context()
-            for reporter in self.reporters:
-                metrics.update(reporter.during(run))
+            if distributed.is_main():
+                run = self.run_context()
+                for reporter in self.reporters:
+                    metrics.update(reporter.during(run))
         self.model.train()
         return metrics
 
@@ -296,9 +302,10 @@ class Trainer:
                     if bar is not None:
                         bar.set_postfix(loss=f"{rec['loss']:.4f}", samples_s=f"{rec['samples_per_s']:.0f}", refresh=False)
                 if self.step % ev_every == 0 and not done:
+                    metrics = self.evaluate()  # on every rank, each its share of the test rows
                     if main:
                         self._write({"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3),
-                                     **self.evaluate()})
+                                     **metrics})
                     distributed.barrier()
                 if (self.step % ck_every == 0 or done) and main:
                     self.save_checkpoint()
@@ -320,8 +327,8 @@ class Trainer:
         train = [r for r in self.history if "loss" in r]
         if train:
             final["train_loss"] = train[-1]["loss"]
+        final.update(self.evaluate())
         if main:
-            final.update(self.evaluate())
             self._write({"step": self.step, "epoch": final["epoch"], **{k: v for k, v in final.items()
                                                                          if k.startswith("test_")}})
             final.update(self.report())

@@ -212,6 +212,7 @@ def test_shutdown_frees_the_finished_run_before_destroying_the_process_group(mon
     del run
     seen = []
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed, "_owned", True)  # a group this run's init() made
     monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: seen.append(alive() is None))
     gc.disable()  # no automatic collection may free it first
     try:

@@ -16,6 +16,7 @@ the workers prefetched), so checkpoints resume exactly. Each image's augmentatio
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from typing import Optional
@@ -48,19 +49,47 @@ def uses_workers(data: TensorData, modality: str) -> bool:
     return modality == "image" and "x" in data and isinstance(data["x"], LazyColumn)
 
 
+@contextlib.contextmanager
+def seeded_rng(seed: int, device: torch.device):
+    """Torch's generator (the one of ``device``) seeded with ``seed`` inside, restored on leaving: code that
+    draws from the global generator, as views do, draws a stream fixed by ``seed`` alone."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        # Generator.manual_seed: torch.manual_seed would also visit every CUDA device
+        torch.random.default_generator.manual_seed(seed)
+        if device.type == "cuda":
+            torch.cuda.default_generators[device.index or 0].manual_seed(seed)
+        yield
+
+
 class TensorBatches:
     """A stream's batches gathered from in-memory tensors, moved to ``device``, with ``views`` made
-    on the device (batched, per-sample randomness from torch's generator, which the trainer seeds)."""
+    on the device (batched, per-sample randomness).
+
+    The views' randomness is drawn for the global batch from torch's generator seeded by the stream's
+    position (its seed, pass and offset), and each rank keeps its rows' views: a row's view depends on
+    its place in the global batch alone, never on the number of processes or on what else drew random
+    numbers before. Under ``torchrun`` each rank makes the views of the whole global batch (batched
+    tensor work, small beside the model's), as one process would.
+    """
 
     def __init__(self, stream: Stream, views: list, device: torch.device):
         self.stream, self.views, self.device = stream, views, device
 
+    def _to_device(self, batch: dict) -> dict:
+        if self.device.type == "cpu":
+            return batch
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
     def __next__(self) -> dict:
-        batch = next(self.stream)
-        if self.device.type != "cpu":
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        if self.views:
-            batch["views"] = [view(batch["x"]) for view in self.views]
+        if not self.views:
+            return self._to_device(next(self.stream))
+        s = self.stream
+        seed = mix(s.base_seed, s.epoch, s.pos)
+        rows = s.next_global_indices()
+        batch = self._to_device(s.data.fetch(rows[s.rank::s.world]))
+        x = batch["x"] if s.world == 1 else s.data["x"][rows].to(self.device, non_blocking=True)
+        with seeded_rng(seed, self.device):
+            batch["views"] = [view(x)[s.rank::s.world] for view in self.views]
         return batch
 
 

@@ -48,6 +48,11 @@ class Stream:
         return self._perm
 
     def next_indices(self) -> torch.Tensor:
+        """This rank's rows of the next global batch."""
+        return self.next_global_indices()[self.rank::self.world]
+
+    def next_global_indices(self) -> torch.Tensor:
+        """The rows of the next global batch (every rank's), in order."""
         parts, need = [], self.batch_size
         while need:
             perm = self._permutation()
@@ -57,8 +62,7 @@ class Stream:
             self.pos += len(take)
             if self.pos >= len(perm):
                 self.epoch, self.pos, self._perm = self.epoch + 1, 0, None
-        idx = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return idx[self.rank::self.world]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def __next__(self) -> dict:
         return self.data.fetch(self.next_indices())

@@ -24,6 +24,8 @@ from torch import nn
 
 from ..data import DataBundle, DataInfo, TensorData
 from ..data.stream import StreamSpec
+from ..data.batches import batch_starts, batched  # noqa: F401  (objectives import them from here)
+from ..distributed import sum_over_ranks
 
 
 class Output(NamedTuple):
@@ -87,7 +89,9 @@ class Objective(nn.Module):
     @torch.no_grad()
     def evaluate(self, data: DataBundle, encoder: nn.Module, batch_size: int, device) -> dict:
         """Metrics named ``test_*``, on ``data.test`` (the rest of the run's data, e.g. training rows for a
-        probe, is in ``data``); called in eval mode under ``torch.no_grad``, ``batch_size`` rows at a time."""
+        probe, is in ``data``); called in eval mode under ``torch.no_grad``, ``batch_size`` rows at a time, on
+        every rank under ``torchrun``: each scores its share (:func:`batched` with ``shard=True``) and the
+        sums are added over the ranks, so every test row counts once and every rank returns the same."""
         return {}
 
     def default_reporters(self) -> tuple:
@@ -100,14 +104,6 @@ class Objective(nn.Module):
         return {}
 
 
-def batched(data: TensorData, batch_size: int, device, columns=("x", "y")):
-    """Yield ``data`` in order, ``batch_size`` rows at a time, selected columns moved to ``device``."""
-    for start in range(0, len(data), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(data)))
-        rows = data.fetch(idx)
-        yield {k: rows[k].to(device, non_blocking=True) for k in columns if k in rows}
-
-
 class Classifier(Objective):
     """Mixin for objectives with a class-prediction head: ``logits(x, encoder)``; reports
     ``test_accuracy`` on the test split."""
@@ -118,9 +114,10 @@ class Classifier(Objective):
     @torch.no_grad()
     def evaluate(self, data, encoder, batch_size, device) -> dict:
         correct = total = 0
-        for b in batched(data.test, batch_size, device):
+        for b in batched(data.test, batch_size, device, shard=True):
             pred = self.logits(b["x"], encoder).argmax(1)
             keep = b["y"] >= 0
             correct += (pred[keep] == b["y"][keep]).sum().item()
             total += int(keep.sum())
+        correct, total = sum_over_ranks(correct, total)
         return {"test_accuracy": correct / total} if total else {}

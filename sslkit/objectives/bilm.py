@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.stream import StreamSpec
+from ..distributed import sum_over_ranks
 from ..errors import ConfigError
 from ..registry import register
 from ..encoders.capabilities import DIRECTIONAL
@@ -82,13 +83,14 @@ class BidirectionalLM(Objective):
     def evaluate(self, data, encoder, batch_size, device):
         fwd_nll = bwd_nll = 0.0
         n = 0  # pairs: both directions predict n tokens
-        for b in batched(data.test, batch_size, device, columns=("x",)):
+        for b in batched(data.test, batch_size, device, columns=("x",), shard=True):
             fwd_logits, bwd_logits = self.direction_logits(b["x"], encoder)
             fwd_target, bwd_target = direction_targets(b["x"], self.pad_id)
             keep = fwd_target != IGNORE  # the same pairs as bwd_target != IGNORE
             fwd_nll += F.cross_entropy(fwd_logits[keep].float(), fwd_target[keep], reduction="sum").item()
             bwd_nll += F.cross_entropy(bwd_logits[keep].float(), bwd_target[keep], reduction="sum").item()
             n += int(keep.sum())
+        fwd_nll, bwd_nll, n = sum_over_ranks(fwd_nll, bwd_nll, n)
         if not n:
             return {}
         nll = (fwd_nll + bwd_nll) / (2 * n)

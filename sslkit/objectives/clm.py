@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.stream import StreamSpec
+from ..distributed import sum_over_ranks
 from ..errors import ConfigError
 from ..registry import register
 from ..encoders.capabilities import CAUSAL
@@ -60,12 +61,13 @@ class CausalLM(Objective):
     @torch.no_grad()
     def evaluate(self, data, encoder, batch_size, device):
         nll, n = 0.0, 0
-        for b in batched(data.test, batch_size, device, columns=("x",)):
+        for b in batched(data.test, batch_size, device, columns=("x",), shard=True):
             inp, target = shifted(b["x"], self.pad_id)
             logits = self.token_logits(inp, encoder).float()
             keep = target != IGNORE
             nll += F.cross_entropy(logits[keep], target[keep], reduction="sum").item()
             n += int(keep.sum())
+        nll, n = sum_over_ranks(nll, n)
         if not n:
             return {}
         return {"test_perplexity": math.exp(nll / n), "test_nll": nll / n}

@@ -22,6 +22,7 @@ from pytorch_metric_learning.utils import common_functions as c_f
 from pytorch_metric_learning.utils import loss_and_miner_utils as lmu
 
 from ..data.stream import StreamSpec
+from ..distributed import gather_rows, my_rows, world_size
 from ..errors import ConfigError, did_you_mean
 from ..registry import register
 from ..schema import Count, Part, Positive
@@ -214,7 +215,10 @@ class Contrastive(RepresentationObjective):
         v1, v2 = b["views"]
         B = len(v1)
         z = self.project(torch.cat([v1, v2]), encoder)
-        labels = view_pair_labels(B, b["y"] if self.pairs == "labels" else None, self.num_classes, z.device)
+        # every rank's rows: under torchrun the negatives (and a miner's pairs) are the global batch's
+        z = torch.cat([gather_rows(z[:B]), gather_rows(z[B:])])
+        y = gather_rows(b["y"]) if self.pairs == "labels" else None
+        labels = view_pair_labels(len(z) // 2, y, self.num_classes, z.device)
         indices = self.miner(z, labels) if self.miner is not None else None
         loss = self.loss_fn(z, labels, indices)
         return Output(loss, self._pair_stats(z, labels))
@@ -222,7 +226,8 @@ class Contrastive(RepresentationObjective):
     def _explicit(self, b, encoder):
         # draw a batch of listed pairs per step with the (seeded, checkpointed) global generator
         data = self._data.train
-        pick = torch.randint(len(self.pair_table), (len(b["x"]),))
+        # drawn for the global batch and split like its rows: the same pairs at any number of processes
+        pick = my_rows(torch.randint(len(self.pair_table), (len(b["x"]) * world_size(),)))
         i, j, m = self.pair_table[pick].unbind(1)
         rows = data.fetch(torch.cat([i, j]))["x"].to(b["x"].device)
         z = self.project(rows, encoder)

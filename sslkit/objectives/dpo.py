@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.stream import StreamSpec
+from ..distributed import sum_over_ranks
 from ..encoders.capabilities import CAUSAL
 from ..errors import ConfigError
 from ..registry import register
@@ -87,8 +88,9 @@ class DPO(Objective):
         if not self.ref.available:
             return {}
         correct = total = 0
-        for b in batched(data.test, batch_size, device, columns=("ranked", "scores", "prompt_len")):
+        for b in batched(data.test, batch_size, device, columns=("ranked", "scores", "prompt_len"), shard=True):
             _, margin, _ = self.margins(b, encoder)
             correct += int((margin > 0).sum())
             total += margin.numel()
+        correct, total = sum_over_ranks(correct, total)
         return {"test_pairwise_accuracy": correct / total} if total else {}

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.stream import StreamSpec
+from ..distributed import sum_over_ranks
 from ..ema import ema_copy, ema_update
 from ..errors import ConfigError
 from ..registry import register
@@ -220,13 +221,13 @@ class GAN(Objective):
     def evaluate(self, data, encoder, batch_size, device) -> dict:
         """Mean D(x) probability on the test split and on as many samples (the ``sample_balance`` reporter
         adds the samples' predicted-class balance, so a collapse shows up while training)."""
-        real = [torch.sigmoid(self.discriminate(b["x"].float(), encoder))
-                for b in batched(data.test, batch_size, device, ("x",))]
-        if not real:
+        n = len(data.test)
+        if not n:
             return {}
-        real = torch.cat(real)
-        fake = self.sample(len(real), device, self.seed + 1)
-        return {"test_d_real": float(real.mean()),
+        real = sum(float(torch.sigmoid(self.discriminate(b["x"].float(), encoder)).double().sum())
+                   for b in batched(data.test, batch_size, device, ("x",), shard=True))
+        fake = self.sample(n, device, self.seed + 1)
+        return {"test_d_real": sum_over_ranks(real)[0] / n,
                 "test_d_fake": float(torch.sigmoid(self.discriminate(fake, encoder)).mean())}
 
     # -- what the reporters use

@@ -15,6 +15,7 @@ import torch
 from pytorch_metric_learning import distances, losses
 
 from ..data.stream import StreamSpec
+from ..distributed import gather_rows
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count, Part
@@ -93,8 +94,13 @@ class PML(RepresentationObjective):
         v1, v2 = b["views"]
         B = len(v1)
         z = self.head(encoder(torch.cat([v1, v2])))
+        # the global batch's views (gathered with gradient; see sslkit.distributed.gather_rows) rather than PML's
+        # DistributedLossWrapper, which returns world_size times the loss and puts this rank's rows first
+        z1, z2 = gather_rows(z[:B]), gather_rows(z[B:])
         if self.paired:
-            return Output(self.loss_fn(z[:B], ref_emb=z[B:]))
-        labels = view_pair_labels(B, b["y"] if self.pairs == "labels" else None, self.num_classes, z.device)
+            return Output(self.loss_fn(z1, ref_emb=z2))
+        z = torch.cat([z1, z2])
+        y = gather_rows(b["y"]) if self.pairs == "labels" else None
+        labels = view_pair_labels(len(z1), y, self.num_classes, z.device)
         indices = self.miner(z, labels) if self.miner is not None else None
         return Output(self.loss_fn(z, labels, indices))

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ..data.base import ROW
 from ..data.stream import StreamSpec
+from ..distributed import all_sum, gather_rows, my_rows, world_size
 from ..errors import ConfigError
 from ..registry import register
 from ..relations.base import RelationContext, RelationInput
@@ -101,28 +102,35 @@ class PseudoLabel(Classifier):
         sup = F.cross_entropy(logits[:n], lab["y"])
         weak_inputs = ((weak[0], logits[n:n + m].detach().float(), feats[n:n + m].detach().float()) if weak
                        else (None, None, None))
+        inp = RelationInput(*weak_inputs, x_lab, feats[:n].detach().float(), lab["y"], unl.get(ROW))
+        # the relation sees the global batch on every rank (a graph over all of it; stateful relations then
+        # update one state identically everywhere) and each rank trains on its own rows' targets
+        coupled = self.relation.reads_batch
+        if coupled:
+            inp = RelationInput(*(None if t is None else gather_rows(t) for t in inp))
         # targets in full precision: graph solves and thresholds are not bf16 material
         with torch.autocast(strong.device.type, enabled=False):
-            targets = self.relation(RelationInput(*weak_inputs, x_lab, feats[:n].detach().float(), lab["y"],
-                                                  unl.get(ROW)))
-        weight = targets.weight.detach()
-        unsup = (weight * self.unlabeled_loss(logits[n + m:], targets.probs.detach())).mean()
+            targets = self.relation(inp)
+        mine = my_rows if coupled else (lambda t: t)
+        weight = mine(targets.weight.detach())
+        unsup = (weight * self.unlabeled_loss(logits[n + m:], mine(targets.probs.detach()))).mean()
         ramp = min(1.0, float(self.steps_done) / self.rampup_steps) if self.rampup_steps else 1.0
         loss = sup + self.lambda_u * ramp * unsup
 
+        # the diagnostics are counted over the global batch: every rank keeps the same running totals
+        probs = mine(targets.probs)
         kept = weight > 0
         # scored only where the truth is known: rows of a user's data with an empty label have y_true -1
         judged = kept & (unl["y_true"] >= 0)
-        correct = (targets.probs.argmax(1) == unl["y_true"]) & judged
-        mask_rate = kept.float().mean()
+        correct = (probs.argmax(1) == unl["y_true"]) & judged
+        n_kept, n_correct, n_judged = all_sum(torch.stack([kept.sum(), correct.sum(), judged.sum()]).double())
+        mask_rate = n_kept / (len(weight) * world_size())
         if self.training:
-            self.totals += torch.stack([mask_rate.double(), torch.ones_like(mask_rate, dtype=torch.float64),
-                                        correct.sum().double(), judged.sum().double()])
+            self.totals += torch.stack([mask_rate, torch.ones_like(mask_rate), n_correct, n_judged])
         metrics = {"supervised_loss": sup.detach(), "unlabeled_loss": unsup.detach(), "mask_rate": mask_rate,
                    "accuracy": (logits[:n].argmax(1) == lab["y"]).float().mean()}
-        n_judged = int(judged.sum())
-        if n_judged:  # undefined when every sample is masked out or none has a known label
-            metrics["pseudo_accuracy"] = correct.sum().float() / n_judged
+        if n_judged > 0:  # undefined when every sample is masked out or none has a known label
+            metrics["pseudo_accuracy"] = n_correct / n_judged
         return Output(loss, metrics)
 
     def after_step(self, step, encoder):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from ..distributed import gather_shards, shard
 from ..evaluation import extract_features, probe_metrics
 from ..schema import Count
 from .base import Objective, ObjectiveContext
@@ -45,8 +46,9 @@ class RepresentationObjective(Objective):
         if (train_y < 0).any():  # only labeled rows enter the probe: STL-10's 100,000 unlabeled are skipped
             train = train.subset(torch.nonzero(train_y >= 0).flatten())
             train_y = train_y[train_y >= 0]
-        train_f = extract_features(encoder, train, batch_size, device)
-        test_f = extract_features(encoder, data.test, batch_size, device)
+        # each rank encodes its share of the rows; every rank fits the (cheap) probes on all of them
+        train_f = gather_shards(extract_features(encoder, shard(train), batch_size, device), len(train))
+        test_f = gather_shards(extract_features(encoder, shard(data.test), batch_size, device), len(data.test))
         return probe_metrics(train_f, train_y, test_f, test_y, labels_per_class=self.probe_labels_per_class,
                              seed=self.seed, k=self.probe_k)
 

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.stream import StreamSpec
+from ..distributed import sum_over_ranks
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import NonNegative
@@ -72,9 +73,10 @@ class RewardModel(Objective):
     @torch.no_grad()
     def evaluate(self, data, encoder, batch_size, device):
         correct = total = 0
-        for b in batched(data.test, batch_size, device, columns=("ranked", "scores")):
+        for b in batched(data.test, batch_size, device, columns=("ranked", "scores"), shard=True):
             r = self.ranked_rewards(b["ranked"], encoder)
             i, j, valid = ranked_pairs(b["scores"])
             correct += int(((r[:, i] - r[:, j]) > 0)[valid].sum())
             total += int(valid.sum())
+        correct, total = sum_over_ranks(correct, total)
         return {"test_pairwise_accuracy": correct / total} if total else {}

@@ -20,12 +20,14 @@ from torch import nn
 from ..data.stream import StreamSpec
 from ..encoders.capabilities import BIDIRECTIONAL
 from ..encoders.transformer import Block, _init, padding_mask
+from ..distributed import sum_over_ranks
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count, NonNegative, OpenProbability, Positive, Probability
 from ..text.lm_head import embedding_of, token_accuracy, token_loss
 from ..text.masking import mlm_mask
-from ..text.token_scores import TokenScores, seeded_test_batches
+from ..data.batches import seeded_batches
+from ..text.token_scores import TokenScores
 from .base import ObjectiveContext, Objective, Output
 
 EVAL_SEED = 2468
@@ -114,15 +116,17 @@ class ReplacedTokenDetection(Objective):
     @torch.no_grad()
     def evaluate(self, data, encoder, batch_size, device):
         gen, correct, n, hit, n_rep = TokenScores(), 0, 0, 0, 0
-        for b, g in seeded_test_batches(data.test, batch_size, device, EVAL_SEED):
-            gen_logits, target, d, r = self._run(b["x"], encoder, g)
+        for x, g in seeded_batches(data.test, batch_size, device, EVAL_SEED):
+            gen_logits, target, d, r = self._run(x, encoder, g)
             gen.add(gen_logits, target)
             pred = (d > 0).float()
             correct += int((pred == r).sum())
             n += len(r)
             hit += int((pred * r).sum())
             n_rep += int(r.sum())
-        out = {"test_rtd_accuracy": correct / max(n, 1), "test_masked_accuracy": gen.correct / max(gen.n, 1)}
+        correct, n, hit, n_rep = sum_over_ranks(correct, n, hit, n_rep)
+        _, gen_correct, gen_n = gen.totals()
+        out = {"test_rtd_accuracy": correct / max(n, 1), "test_masked_accuracy": gen_correct / max(gen_n, 1)}
         if n_rep:
             out["test_replaced_recall"] = hit / n_rep
         return out

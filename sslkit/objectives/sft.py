@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.stream import StreamSpec
+from ..distributed import sum_over_ranks
 from ..encoders.capabilities import CAUSAL
 from ..errors import ConfigError
 from ..registry import register
@@ -56,10 +57,11 @@ class SFT(Objective):
     @torch.no_grad()
     def evaluate(self, data, encoder, batch_size, device):
         nll, n = 0.0, 0
-        for b in batched(data.test, batch_size, device, columns=("x", "prompt_len")):
+        for b in batched(data.test, batch_size, device, columns=("x", "prompt_len"), shard=True):
             target = b["x"][:, 1:].masked_fill(~response_mask(b["x"], b["prompt_len"], self.pad_id, self.eos_id), IGNORE)
             logits = self.logits(b["x"][:, :-1], encoder).float()
             keep = target != IGNORE
             nll += F.cross_entropy(logits[keep], target[keep], reduction="sum").item()
             n += int(keep.sum())
+        nll, n = sum_over_ranks(nll, n)
         return {"test_response_nll": nll / n, "test_response_perplexity": math.exp(nll / n)} if n else {}

@@ -34,11 +34,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.base import LazyColumn
+from ..data.batches import seeded_batches
 from ..data.stream import StreamSpec
+from ..distributed import sum_over_ranks
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count, NonNegative, Positive
-from .base import Objective, ObjectiveContext, Output, batched
+from .base import Objective, ObjectiveContext, Output
 from .decoders import check_temperature, data_range, make_decoder
 
 LOG_2PI = math.log(2 * math.pi)
@@ -216,15 +218,16 @@ class VAE(Objective):
 
     @torch.no_grad()
     def evaluate(self, data, encoder, batch_size, device) -> dict:
-        gen = torch.Generator(device=device).manual_seed(self.seed)  # same noise each time; training RNG untouched
-        sums, n = {}, 0
+        # the same noise at every evaluation and any number of processes (each batch's from the seed and its first
+        # row); the training RNG is untouched
+        sums = {"neg_elbo": 0.0, "nll": 0.0, "recon": 0.0, "kl": 0.0}
         # log-likelihoods in float32 even under bf16 autocast: logsumexp over k terms needs the precision
         with torch.autocast(torch.device(device).type, enabled=False):
-            for b in batched(data.test, batch_size, device, columns=("x",)):
-                for key, v in self.bounds(b["x"].float(), encoder, self.nll_samples, gen).items():
-                    sums[key] = sums.get(key, 0.0) + float(v.double().sum())
-                n += len(b["x"])
-        return {f"test_{k}": v / n for k, v in sums.items()} if n else {}
+            for x, gen in seeded_batches(data.test, batch_size, device, self.seed):
+                for key, v in self.bounds(x.float(), encoder, self.nll_samples, gen).items():
+                    sums[key] += float(v.double().sum())
+        n = len(data.test)
+        return {f"test_{k}": v / n for k, v in zip(sums, sum_over_ranks(*sums.values()))} if n else {}
 
     def sample(self, n: int, device, seed: int, encoder=None) -> torch.Tensor:
         """``n`` samples ``E[x|z]``, ``z ~ p(z)`` at ``sample_temperature``, drawn with their own generator (the

@@ -39,6 +39,7 @@ class Agreement(Relation):
         self.relations = nn.ModuleList(parts)
         # the weak view is drawn and encoded when any of them reads it
         self.reads_weak_view = any(r.reads_weak_view for r in parts)
+        self.reads_batch = any(r.reads_batch for r in parts)
 
     @torch.no_grad()
     def forward(self, inp: RelationInput) -> Targets:

@@ -77,9 +77,14 @@ class Relation(nn.Module):
     the student's logits and features on it). A relation whose targets come from elsewhere (a fit over the
     training rows, looked up by :attr:`RelationInput.rows`) sets it False, and the objective then skips
     drawing and encoding that view: a third of a FixMatch-shaped step.
+    ``reads_batch``: whether a row's target depends on the other rows of the batch (a graph over it) or on
+    state updated from it (running class statistics). Such a relation sees the global batch under
+    ``torchrun`` (every rank's rows, gathered), so its targets and state do not depend on the number of
+    processes; a row-wise relation (False) sees this rank's rows and needs no gathering.
     """
 
     reads_weak_view: bool = True
+    reads_batch: bool = True
 
     def forward(self, inp: RelationInput) -> Targets:  # pragma: no cover - interface
         raise NotImplementedError

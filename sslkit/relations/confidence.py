@@ -17,6 +17,8 @@ class Confidence(Relation):
     temperature: softmax temperature T of the targets.
     """
 
+    reads_batch = False  # each row's target is its own prediction's
+
     def __init__(self, ctx: RelationContext, *, threshold: Probability = 0.95, temperature: Positive = 1.0):
         super().__init__()
         self.threshold, self.temperature = threshold, temperature

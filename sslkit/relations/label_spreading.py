@@ -45,6 +45,7 @@ class LabelSpreadingRelation(Relation):
     """
 
     reads_weak_view = False  # targets are looked up by row: the objective need not encode a weak view
+    reads_batch = False  # a row's target is fixed by the fit over the training rows
 
     def __init__(self, ctx: RelationContext, *, kernel: Literal["knn", "rbf"] = "knn", k: Count = 10,
                  gamma: Positive = 20.0, alpha: OpenProbability = 0.2, max_iter: Count = 1000,

@@ -20,6 +20,8 @@ class Teacher(Relation):
     decay: EMA decay. threshold: confidence needed to use a sample. temperature: softmax temperature T.
     """
 
+    reads_batch = False  # each row's target is its own prediction's
+
     def __init__(self, ctx: RelationContext, *, decay: Rate = 0.99, threshold: Probability = 0.0,
                  temperature: Positive = 1.0):
         super().__init__()

@@ -9,6 +9,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..data.batches import seeded_batches
+from ..distributed import sum_over_ranks
 from .lm_head import IGNORE
 
 
@@ -27,26 +29,22 @@ class TokenScores:
         self.n += len(target)
 
     def metrics(self, name: str) -> dict:
-        """``test_{name}_accuracy`` and ``test_{name}_perplexity`` (``exp`` of the mean NLL); empty without tokens."""
-        if not self.n:
+        """``test_{name}_accuracy`` and ``test_{name}_perplexity`` (``exp`` of the mean NLL) over every rank's
+        tokens; empty without tokens."""
+        nll, correct, n = self.totals()
+        if not n:
             return {}
-        return {f"test_{name}_accuracy": self.correct / self.n, f"test_{name}_perplexity": math.exp(self.nll / self.n)}
+        return {f"test_{name}_accuracy": correct / n, f"test_{name}_perplexity": math.exp(nll / n)}
 
-
-def seeded_test_batches(test, batch_size: int, device, seed: int):
-    """``(batch, generator)`` over the ``x`` column of ``test`` in order, with one generator seeded ``seed``
-    for the whole pass (the same corruption at every evaluation)."""
-    from ..objectives.base import batched
-
-    g = torch.Generator(device=device).manual_seed(seed)
-    for b in batched(test, batch_size, device, columns=("x",)):
-        yield b, g
+    def totals(self) -> list:
+        """``[nll, correct, n]`` summed over the ranks (this process's own in one process)."""
+        return sum_over_ranks(self.nll, self.correct, self.n)
 
 
 def predicted_token_metrics(predict: Callable, test, batch_size: int, device, seed: int, name: str) -> dict:
     """:class:`TokenScores` of ``predict(x, generator) -> (logits, targets)`` over the test split
-    ``test`` (see :func:`seeded_test_batches`), named ``test_{name}_accuracy`` / ``test_{name}_perplexity``."""
+    ``test`` (see :func:`sslkit.data.batches.seeded_batches`), named ``test_{name}_accuracy`` / ``test_{name}_perplexity``."""
     scores = TokenScores()
-    for b, g in seeded_test_batches(test, batch_size, device, seed):
-        scores.add(*predict(b["x"], g))
+    for x, g in seeded_batches(test, batch_size, device, seed):
+        scores.add(*predict(x, g))
     return scores.metrics(name)

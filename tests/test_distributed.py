@@ -1,0 +1,114 @@
+"""One answer at any number of processes (sslkit.distributed, sslkit.sync_batchnorm): the helpers in one
+process, and runs of every objective family by one process and by two gloo processes at the same global
+batch (benchmarks/scale.py drives both, one launch a side)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from sslkit import distributed
+from sslkit.sync_batchnorm import GlobalBatchNorm, convert_sync_batchnorm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import scale  # noqa: E402
+
+from conftest import sslkit_main  # noqa: E402
+
+
+def test_shares_cover_every_row_once_when_the_world_size_does_not_divide():
+    for n in (0, 1, 7, 450):
+        for W in (1, 2, 3, 4):
+            shares = [distributed._share(n, r, W) for r in range(W)]
+            assert [a for a, _ in shares][0] == 0 and shares[-1][1] == n
+            assert all(shares[r][1] == shares[r + 1][0] for r in range(W - 1))
+            sizes = [b - a for a, b in shares]
+            assert max(sizes) - min(sizes) <= 1
+
+
+def test_one_process_helpers_are_the_identity():
+    x = torch.randn(5, 3, requires_grad=True)
+    assert distributed.gather_rows(x) is x and distributed.my_rows(x) is x
+    assert distributed.all_sum_with_grad(x) is x
+    assert distributed.sum_over_ranks(2, 3.5) == [2, 3.5]
+    assert distributed.shard_range(9) == (0, 9) and distributed.world_size() == 1
+
+
+def test_global_batchnorm_is_batchnorm_in_one_process_and_keeps_the_state_dict():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU())
+    keys = set(net.state_dict())
+    x = torch.randn(16, 4)
+    ref = net(x)
+    convert_sync_batchnorm(net, torch.device("cpu"))
+    assert isinstance(net[1], GlobalBatchNorm) and set(net.state_dict()) == keys
+    torch.testing.assert_close(net(x), ref)
+
+
+@pytest.mark.slow
+def test_every_family_logs_the_same_at_two_processes_as_at_one(tmp_path):
+    """Losses of every logged step, final test metrics and parameters, 3 steps each. The batch-coupled families
+    (contrastive negatives, pml, relations over the batch) gather the global batch; views are drawn for the
+    global batch from the stream's position; evaluation is sharded (the supervised family's 450 test rows are
+    15 batches of 32, which 2 ranks share 7/8). ``contrastive_no_sync`` shows why ``trainer.sync_batchnorm``
+    exists: each rank's own BatchNorm statistics change the loss. Families whose training draws other random
+    numbers per row of a rank's batch (masking, latent noise, sampled responses) are listed apart."""
+    names = [n for n in scale.FAMILIES if n not in scale.RANK_RANDOM]
+    scale.launch(tmp_path / "one", names, 3, 1)
+    scale.launch(tmp_path / "two", names, 3, 2)
+    for name in names:
+        c = scale.compare(tmp_path / "one" / name, tmp_path / "two" / name)
+        if name == "contrastive_no_sync":
+            assert c["loss"] > 1e-3, "per-rank BatchNorm statistics should change the contrastive loss"
+            continue
+        assert c["steps"] >= 3, name
+        assert c["loss"] < 1e-4, (name, c)
+        a, b = c["finals"]
+        assert a.keys() == b.keys() and a, name
+        for k in a:
+            if k.endswith("test_accuracy"):  # counted over sharded test rows: exactly the same
+                assert a[k] == b[k], (name, k, a[k], b[k])
+            elif "accuracy" in k:  # a probe fitted on features equal to float rounding: at most a test row apart
+                assert abs(a[k] - b[k]) <= 1 / 450 + 1e-9, (name, k, a[k], b[k])
+            else:
+                assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), (name, k)
+        # Adam turns float noise in a gradient that is zero in theory (a bias before BatchNorm) into a step
+        # of lr, so parameters are compared at a tolerance of a fraction of the learning rate
+        assert c["weights"] < 1e-3, (name, c["weights"])
+
+
+def _losses(run: Path) -> list:
+    return [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()
+            if "loss" in json.loads(line)]
+
+
+@pytest.mark.slow
+def test_a_checkpoint_resumes_at_another_world_size(tmp_path):
+    """Written by 2 processes and continued by 1, and the reverse: the run ends where an uninterrupted one
+    does (pseudo-labels from a graph over the batch, random weak/strong views)."""
+    recipe = ROOT / "recipes" / scale.FAMILIES["pl_propagation"][0]
+    over = [*scale.overrides("pl_propagation", 6), "trainer.scheduler={name: constant}"]
+    sets = [a for o in over for a in ("--set", o)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "sslkit"]
+    ref = sslkit_main("run", recipe, *sets, "--out", tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr
+    for first, then in ((torchrun, [sys.executable, "-m", "sslkit"]), ([sys.executable, "-m", "sslkit"], torchrun)):
+        run = tmp_path / f"from{len(first)}"
+        half = subprocess.run([*first, "run", str(recipe), *sets, "--set", "trainer.max_steps=3", "--out", str(run)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+        assert half.returncode == 0, half.stderr[-3000:]
+        rest = subprocess.run([*then, "run", "--resume", str(run), "--set", "trainer.max_steps=6"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+        assert rest.returncode == 0, rest.stderr[-3000:]
+        assert _losses(run) == pytest.approx(_losses(tmp_path / "ref"), rel=1e-5)
+        a, b = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "ref", run))
+        assert b["step"] == 6 and b["test_accuracy"] == a["test_accuracy"]
