@@ -3,8 +3,8 @@
 
 For each family it prints the largest relative difference of the logged losses (every loss key of every
 logged step), of the final test metrics, and of the trained parameters (``checkpoints/last.pt``), and the
-wall time of both launches. Both sides run with 1 torch thread per process; the last table times
-2 processes x 1 thread against 1 process x 2 threads on the supervised recipe.
+wall time of both launches. Both sides run with 1 torch thread per process (``trainer.threads: 1``); the
+last table times 2 processes x 1 thread against 1 process x 2 threads on the supervised recipe.
 
     python benchmarks/scale.py                      # every family, 8 steps
     python benchmarks/scale.py --families contrastive pl_propagation --steps 4
@@ -51,22 +51,29 @@ FAMILIES = {
     # the encoder and the projection head hold BatchNorm: the global batch's statistics need sync_batchnorm
     "contrastive": ("contrastive_digits.yaml", [*DIGITS_SMALL, "trainer.sync_batchnorm=true"]),
     "contrastive_no_sync": ("contrastive_digits.yaml", DIGITS_SMALL),  # each rank's own BatchNorm statistics
-    "pml": ("pml_digits.yaml", [*DIGITS_SMALL, "trainer.sync_batchnorm=true"]),
+    # batch 64: NTXentLoss, as pytorch-metric-learning writes it, costs O(B^3) (4 s a step at the recipe's 256)
+    "pml": ("pml_digits.yaml", [*DIGITS_SMALL, "trainer.sync_batchnorm=true", "trainer.batch_size=64"]),
     "vae": ("vae_digits.yaml", [*DIGITS_SMALL, "objectives[0].prior=standard", "objectives[0].nll_samples=4"]),
-    "gan": ("gan_digits.yaml", DIGITS_SMALL),
+    "gan": ("gan_digits.yaml", [*DIGITS_SMALL, "trainer.sync_batchnorm=true"]),  # the generator holds BatchNorm
+    # dropout off: each rank draws it for its own rows (see RANK_RANDOM's note)
     "mlm": ("lm_mlm.yaml", [*TEXT_SMALL, "encoder.dropout=0.0"]),
+    "span": ("lm_span.yaml", [*TEXT_SMALL, "encoder.dropout=0.0"]),
+    "plm": ("lm_plm.yaml", [*TEXT_SMALL, "encoder.dropout=0.0"]),
+    "dae": ("lm_dae.yaml", [*TEXT_SMALL, "encoder.dropout=0.0"]),
+    "rtd": ("lm_rtd.yaml", [*TEXT_SMALL, "encoder.dropout=0.0"]),
+    "nsp": ("lm_nsp.yaml", [*TEXT_SMALL, "encoder.dropout=0.0"]),
+    "bilm": ("lm_bilm.yaml", ["encoder.dim=32", "encoder.depth=1", "encoder.dropout=0.0", "data.max_length=32",
+                              "trainer.batch_size=16"]),
     "clm": ("lm_clm.yaml", TEXT_SMALL),
     "dpo": ("rlhf_dpo.yaml", ["encoder.dim=32", "encoder.depth=1", "trainer.batch_size=16"]),
     "ppo": ("rlhf.yaml", ["encoder.dim=32", "encoder.depth=1", "trainer.batch_size=16"]),
 }
 
 
-# families whose training draws random numbers per row of a rank's own batch (masks, latent noise, sampled
-# responses) from torch's generator: their draws still depend on the number of processes
+# families whose training still depends on the number of processes, and why
 RANK_RANDOM = {
-    "vae": "the reparameterisation noise eps",
-    "gan": "the latent z and the code c of the generated rows",
-    "mlm": "the masked positions",
+    "rtd": "the generator's sampled replacements",
+    "nsp": "the random segments, drawn from a rank's own rows",
     "ppo": "the sampled responses, and the whitening and KL controller over a rank's rollout",
 }
 
@@ -160,11 +167,39 @@ def compare(one: Path, two: Path) -> dict:
     return {"steps": len(la), "loss": loss, "final": final, "weights": weights, "finals": (fa, fb)}
 
 
+def time_split(out: Path, steps: int, repeats: int) -> dict:
+    """Wall seconds (median of ``repeats``) of the supervised recipe for ``steps`` steps at global batch 256:
+    1 process x 2 threads against 2 processes x 1 thread (this machine's 2 cores either way)."""
+    import statistics
+
+    recipe, extra = str(RECIPES / "supervised_digits.yaml"), ["trainer.batch_size=256", "trainer.progress=false",
+                                                              f"trainer.max_steps={steps}", "reporters=[]"]
+    sets = lambda threads: [a for o in [*extra, f"trainer.threads={threads}"] for a in ("--set", o)]  # noqa: E731
+    commands = {
+        "1 process x 2 threads": [sys.executable, "-m", "sslkit", "run", recipe, *sets(2)],
+        "2 processes x 1 thread": [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                   "--nproc_per_node=2", "-m", "sslkit", "run", recipe, *sets(1)],
+    }
+    times = {k: [] for k in commands}
+    for i in range(repeats):
+        for name, command in commands.items():  # alternated, so drift in the machine's load hits both
+            start = time.perf_counter()
+            proc = subprocess.run([*command, "--out", str(out / f"{i}-{name[0]}"), "--overwrite"], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=900)
+            if proc.returncode != 0:
+                raise RuntimeError(proc.stderr[-3000:])
+            times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "scale")
+    parser.add_argument("--split-steps", type=int, default=300,
+                        help="steps of the 2x1 vs 1x2 timing (0: skip it)")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -179,6 +214,15 @@ def main() -> None:
         note = f" (rank-local randomness: {RANK_RANDOM[name]})" if name in RANK_RANDOM else ""
         print(f"| {name}{note} | {c['steps']} | {c['loss']:.1e} | {c['final']:.1e} | {c['weights']:.1e} |")
     print(f"\nwall time of all families: 1 process {t1:.1f} s, 2 processes {t2:.1f} s")
+    if args.split_steps:
+        t = time_split(args.out / "split", args.split_steps, args.repeats)
+        a, b = t["1 process x 2 threads"], t["2 processes x 1 thread"]
+        print(f"\nsupervised_digits.yaml, {args.split_steps} steps of global batch 256, wall with start-up, "
+              f"median of {args.repeats}:")
+        print("| layout | wall s |\n|---|---|")
+        for k, v in t.items():
+            print(f"| {k} | {v:.1f} |")
+        print(f"2 processes x 1 thread take {b / a:.2f}x the time of 1 process x 2 threads")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,32 @@ def _share(n: int, r: int, W: int) -> tuple[int, int]:
     return r * n // W, (r + 1) * n // W
 
 
+def for_my_rows(draw, n: int):
+    """``draw(N)`` called for the global batch's ``N = n * world_size()`` rows, cut down to this rank's ``n``
+    rows (every tensor of a tuple; ``None`` stays): random numbers a row gets in training (latent noise, a
+    mask) come from torch's generator in the order one process draws them. Every rank draws the same global
+    shapes, so the generators stay together; a draw made for a rank's own rows only (dropout) parts them."""
+    W = world_size()
+    out = draw(n * W)
+    if W == 1:
+        return out
+    if isinstance(out, tuple):
+        return tuple(None if t is None else my_rows(t) for t in out)
+    return my_rows(out)
+
+
+def on_global_rows(fn, x: torch.Tensor):
+    """``fn`` (a random corruption of token rows: a mask, noise, a permutation) applied to the global
+    batch's rows of ``x``, every tensor it returns cut down to this rank's rows: the corruption a row gets
+    does not depend on the number of processes. ``x`` is gathered without gradient (token ids)."""
+    if not active():
+        return fn(x)
+    out = fn(gather_rows(x))
+    if isinstance(out, tuple):
+        return tuple(None if t is None else my_rows(t) for t in out)
+    return my_rows(out)
+
+
 def shard_range(n: int) -> tuple[int, int]:
     """This rank's contiguous share ``[start, stop)`` of ``n`` items: sizes differ by at most one, none is
     repeated and none left out when ``n`` does not divide."""

@@ -98,16 +98,19 @@ def test_a_checkpoint_resumes_at_another_world_size(tmp_path):
     over = [*scale.overrides("pl_propagation", 6), "trainer.scheduler={name: constant}"]
     sets = [a for o in over for a in ("--set", o)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "sslkit"]
+
+    def torchrun(*args):
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                               "-m", "sslkit", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300, env=env)
+
     ref = sslkit_main("run", recipe, *sets, "--out", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr
-    for first, then in ((torchrun, [sys.executable, "-m", "sslkit"]), ([sys.executable, "-m", "sslkit"], torchrun)):
-        run = tmp_path / f"from{len(first)}"
-        half = subprocess.run([*first, "run", str(recipe), *sets, "--set", "trainer.max_steps=3", "--out", str(run)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    for first, then in ((torchrun, sslkit_main), (sslkit_main, torchrun)):
+        run = tmp_path / f"from_{first.__name__}"
+        half = first("run", recipe, *sets, "--set", "trainer.max_steps=3", "--out", run)
         assert half.returncode == 0, half.stderr[-3000:]
-        rest = subprocess.run([*then, "run", "--resume", str(run), "--set", "trainer.max_steps=6"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+        rest = then("run", "--resume", run, "--set", "trainer.max_steps=6")
         assert rest.returncode == 0, rest.stderr[-3000:]
         assert _losses(run) == pytest.approx(_losses(tmp_path / "ref"), rel=1e-5)
         a, b = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "ref", run))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from ..distributed import on_global_rows
 from ..encoders.capabilities import ENCODER_DECODER
 from ..registry import register
 from ..schema import Positive, Probability
@@ -42,7 +43,9 @@ class DenoisingAutoencoder(TokenPrediction):
         self.head = TiedLMHead(ctx.encoder.out_dim, self.tokenizer.vocab_size, transform=False)
 
     def predictions(self, x, encoder, g=None, train=False):
-        source = bart_noise(x, self.tokenizer, self.end_ids, g=g, **self.noise)
+        noise = lambda ids: bart_noise(ids, self.tokenizer, self.end_ids, g=g, **self.noise)  # noqa: E731
+        # training noise is drawn for the global batch's rows (the same at any number of processes)
+        source = on_global_rows(noise, x) if train else noise(x)
         memory = encoder.forward_tokens(source)
         bos = torch.full_like(x[:, :1], self.tokenizer.cls_id)  # <cls> starts every decoded sequence
         h = encoder.decode(torch.cat([bos, x[:, :-1]], 1), memory, source)

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.stream import StreamSpec
-from ..distributed import sum_over_ranks
+from ..distributed import for_my_rows, sum_over_ranks
 from ..ema import ema_copy, ema_update
 from ..errors import ConfigError
 from ..registry import register
@@ -157,7 +157,8 @@ class GAN(Objective):
 
     def forward(self, batch, encoder, player="discriminator"):
         real = batch["all"]["x"].float()
-        z, codes = self.latent(len(real), real.device)
+        # drawn for the global batch: the same generated rows at any number of processes
+        z, codes = for_my_rows(lambda N: self.latent(N, real.device), len(real))
         if player == "generator":
             f, h = self.discriminate(self.generate(z), encoder, features=True)
             loss = generator_loss(f, self.loss_kind)
@@ -186,7 +187,7 @@ class GAN(Objective):
             if self.penalty == "r1":
                 pen = 0.5 * input_gradient_norms(r, real).pow(2).mean()
             else:
-                t = torch.rand(len(real), *[1] * (real.dim() - 1), device=real.device)
+                t = for_my_rows(lambda N: torch.rand(N, *[1] * (real.dim() - 1), device=real.device), len(real))
                 mix = (t * real.detach() + (1 - t) * fake).requires_grad_(True)
                 pen = (input_gradient_norms(self.discriminate(mix, encoder), mix) - 1).pow(2).mean()
             loss = loss + self.penalty_every * self.penalty_weight * pen

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from ..distributed import on_global_rows
 from ..encoders.capabilities import BIDIRECTIONAL
 from ..errors import ConfigError
 from ..registry import register
@@ -41,6 +42,8 @@ class MaskedObjective(TokenPrediction):
         return self.head(h[keep], embedding_of(encoder)), labels[keep]
 
     def predictions(self, x, encoder, generator=None, train=False):
+        if train:  # drawn for the global batch's rows (the same masks at any number of processes)
+            return self.predict(*on_global_rows(lambda ids: self.corrupt(ids, generator)[:2], x), encoder)
         return self.predict(*self.corrupt(x, generator)[:2], encoder)
 
 

@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from ..encoders.capabilities import TWO_STREAM
+from ..distributed import on_global_rows
 from ..registry import register
 from ..schema import Count, OpenProbability
 from ..text.lm_head import TiedLMHead, embedding_of
@@ -152,8 +153,12 @@ class PermutedLM(TokenPrediction):
         """Logits and ids of the predicted tokens; ``train`` turns on MPNet's 80/10/10 slot inputs."""
         if self.style == "mpnet":
             return self._mpnet_logits(x, encoder, g, train)
-        targets = plm_targets(x, self.tokenizer, self.p, self.max_span, g)
-        content_mask, query_mask = two_stream_masks(targets, x == self.tokenizer.pad_id, g)
+        def order(ids):
+            targets = plm_targets(ids, self.tokenizer, self.p, self.max_span, g)
+            return (targets, *two_stream_masks(targets, ids == self.tokenizer.pad_id, g))
+
+        # in training, drawn for the global batch's rows (the same at any number of processes)
+        targets, content_mask, query_mask = on_global_rows(order, x) if train else order(x)
         positions = torch.arange(x.shape[1], device=x.device)
         h = encoder.embed(x, positions)
         q = encoder.embed(None, positions, start=self.query).expand_as(h)

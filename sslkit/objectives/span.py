@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..distributed import on_global_rows
 from ..registry import register
 from ..schema import Count, NonNegative, OpenProbability, PositiveProbability
 from ..text.lm_head import IGNORE, embedding_of, token_accuracy, token_loss
@@ -84,7 +85,7 @@ class SpanBERT(MaskedObjective):
 
     def forward(self, batch, encoder, player="model"):
         x = batch["all"]["x"]
-        inputs, labels, masked = self.corrupt(x)
+        inputs, labels, masked = on_global_rows(self.corrupt, x)  # the same spans at any number of processes
         h = encoder.forward_tokens(inputs)
         emb = embedding_of(encoder)
         target = labels[masked]

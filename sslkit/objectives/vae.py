@@ -36,6 +36,7 @@ from torch import nn
 from ..data.base import LazyColumn
 from ..data.batches import seeded_batches
 from ..data.stream import StreamSpec
+from ..distributed import for_my_rows
 from ..distributed import sum_over_ranks
 from ..errors import ConfigError
 from ..registry import register
@@ -190,7 +191,9 @@ class VAE(Objective):
     def forward(self, batch, encoder, player="model"):
         x = batch["all"]["x"].float()
         mu, logvar = self.posterior(x, encoder)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # reparameterisation
+        # reparameterisation; the noise is drawn for the global batch (the same at any number of processes)
+        eps = for_my_rows(lambda N: torch.randn((N, *mu.shape[1:]), device=mu.device, dtype=mu.dtype), len(mu))
+        z = mu + torch.exp(0.5 * logvar) * eps
         recon = -self.log_likelihood(self.decoder(z), x)
         kl = self.prior.kl(z, mu, logvar, lambda u: self.posterior(u, encoder))
         loss = (recon + self.beta * kl).mean()
