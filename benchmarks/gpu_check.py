@@ -4,7 +4,11 @@ input pipeline. Reports images per second, the share of wall time the training l
 for the next batch, and the same steps on batches already on the GPU (the compute-only speed): when
 the pipeline keeps up, the two speeds agree and the wait is near zero.
 
-    python benchmarks/gpu_check.py [--steps 50] [--workers N] [--compile]
+    python benchmarks/gpu_check.py [--steps 50] [--workers N] [--compile] [--ddp-steps 4]
+
+With two or more GPUs it then runs benchmarks/scale.py's families (DDP over NCCL, bf16 autocast,
+torch's SyncBatchNorm where a family sets ``trainer.sync_batchnorm``) on 1 process and on 2, and prints
+the largest relative differences; with one GPU it says that part needs two.
 
 Without CUDA it prints that it needs a GPU and exits with status 1, measuring nothing.
 """
@@ -55,6 +59,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: sslkit's choice)")
     ap.add_argument("--compile", action="store_true", help="trainer.compile: true (torch.compile the encoder)")
+    ap.add_argument("--ddp-steps", type=int, default=4, help="steps of each family in the DDP check (2+ GPUs)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         print("gpu_check: no CUDA device (torch.cuda.is_available() is False); this check needs a GPU, nothing "
@@ -84,7 +89,31 @@ def main() -> int:
     waits = share > 0.05 or fed_rate < 0.95 * compute_rate
     print(f"GPU waited for data: {'YES' if waits else 'no'} (pipeline-fed speed is {fed_rate / compute_rate:.2f}x "
           f"the compute-only speed)")
+    ddp_check(args.ddp_steps)
     return 0
+
+
+DDP_FAMILIES = ["supervised", "pl_propagation", "contrastive", "pml", "mlm", "clm", "vae"]
+
+
+def ddp_check(steps: int) -> None:
+    """benchmarks/scale.py's comparison on CUDA: 1 process against 2 (one GPU each), bf16 autocast."""
+    if torch.cuda.device_count() < 2:
+        print(f"DDP check: needs 2 GPUs, this machine has {torch.cuda.device_count()}; not run")
+        return
+    import pathlib
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    import scale
+
+    with tempfile.TemporaryDirectory() as out:
+        out = pathlib.Path(out)
+        scale.launch(out / "one", DDP_FAMILIES, steps, 1)
+        scale.launch(out / "two", DDP_FAMILIES, steps, 2)
+        print(f"DDP check, NCCL, bf16 autocast, {steps} steps: max relative difference of the logged losses")
+        for name in DDP_FAMILIES:
+            c = scale.compare(out / "one" / name, out / "two" / name)
+            print(f"  {name:16s} losses {c['loss']:.1e}  final metrics {c['final']:.1e}  parameters {c['weights']:.1e}")
 
 
 if __name__ == "__main__":

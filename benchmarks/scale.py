@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -101,19 +102,34 @@ def worker(out: Path, names: list, steps: int) -> None:
         dist.destroy_process_group()
 
 
-def launch(out: Path, names: list, steps: int, processes: int, timeout: float = 900) -> float:
-    """Run ``names`` into ``out/<name>`` with ``processes`` gloo processes; returns the wall seconds."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(out: Path, names: list, steps: int, processes: int, timeout: float = 900, nodes: int = 1) -> float:
+    """Run ``names`` into ``out/<name>`` with ``processes`` gloo processes; returns the wall seconds. With
+    ``nodes`` > 1 the processes are split over that many ``torchrun --nnodes`` launches on this machine, which
+    meet at a rendezvous on 127.0.0.1 as separate machines would."""
     script = [str(Path(__file__).resolve()), "--worker", str(out), "--steps", str(steps), "--families", *names]
-    if processes == 1:
-        command = [sys.executable, *script]
-    else:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-                   *script]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    if processes == 1:
+        commands = [[sys.executable, *script]]
+    elif nodes == 1:
+        commands = [[*torchrun, "--standalone", f"--nproc_per_node={processes}", *script]]
+    else:
+        port = free_port()
+        commands = [[*torchrun, f"--nnodes={nodes}", f"--node_rank={i}", f"--nproc_per_node={processes // nodes}",
+                     "--master_addr=127.0.0.1", f"--master_port={port}", *script] for i in range(nodes)]
     start = time.perf_counter()
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{processes}-process launch failed:\n{proc.stderr[-4000:]}")
+    procs = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for c in commands]
+    results = [p.communicate(timeout=timeout) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        if p.returncode != 0:
+            raise RuntimeError(f"{processes}-process launch over {nodes} node(s) failed:\n{err[-4000:]}")
     return time.perf_counter() - start
 
 

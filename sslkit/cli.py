@@ -11,7 +11,11 @@ from .errors import SSLKitError
 
 
 def _fail(exc: SSLKitError):
-    click.echo(f"error: {exc}", err=True)
+    from .distributed import world
+
+    rank, _, size = world()
+    where = f"rank {rank}: " if size > 1 else ""  # under torchrun: which process says it
+    click.echo(f"error: {where}{exc}", err=True)
     sys.exit(exc.exit_code)
 
 

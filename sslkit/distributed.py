@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -200,6 +201,61 @@ def gather_shards(x: torch.Tensor, n: int) -> torch.Tensor:
     parts = [torch.empty_like(padded) for _ in range(W)]
     dist.all_gather(parts, padded)
     return torch.cat([p[:k] for p, k in zip(parts, sizes)]).to(x.device)
+
+
+_FAILED = "sslkit/failed"  # the key under which the first rank to fail leaves its reason
+_LOST_PEER = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Socket Timeout",
+              "NCCL communicator was aborted", "Connection refused")
+
+
+def _store():
+    """A client of torchrun's key-value store (``MASTER_ADDR:MASTER_PORT``), or None."""
+    addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    if not (addr and port):
+        return None
+    try:
+        return dist.TCPStore(addr, int(port), is_master=False, timeout=timedelta(seconds=5))
+    except Exception:  # the store went with the launcher: nothing to tell or learn
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def lost_peer(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective that failed because another process of the run went away."""
+    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in _LOST_PEER)
+
+
+def explain_failure(exc: BaseException) -> BaseException:
+    """What a rank raises when its run fails under ``torchrun``. The rank whose own error stopped the run
+    leaves a line for the others in torchrun's store and raises ``exc`` unchanged; a rank whose collective
+    failed because another process went away raises one line naming that rank and its error (or, when it
+    left no word, that it was killed), instead of the communication library's traceback."""
+    if world()[2] == 1:
+        return exc
+    from .errors import TrainingError
+
+    rank = world()[0]
+    store = _store()
+    if not lost_peer(exc):
+        if store is not None:
+            try:
+                store.compare_set(_FAILED, "", f"rank {rank} failed: {_first_line(exc)}")
+            except Exception:
+                pass
+        return exc
+    reason = None
+    if store is not None:
+        try:
+            store.wait([_FAILED], timedelta(seconds=3))
+            reason = store.get(_FAILED).decode()
+        except Exception:
+            reason = None
+    if reason is None:
+        reason = "another process of this run stopped without an error of its own (killed? e.g. out of memory)"
+    return TrainingError(f"{reason}; rank {rank} stopped with it ({_first_line(exc)})")
 
 
 def shutdown() -> None:

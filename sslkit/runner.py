@@ -363,6 +363,8 @@ def run(recipe: Union[str, Path, dict, None] = None, overrides=None, out=None, r
         finished_before = bool(metrics.pop("already_finished", False))
         note = None if finished_before else busy_machine_note(metrics.get("train_time_s", 0.0))
         return RunResult(metrics, run_dir, finished_before, [note] if note else [])
+    except Exception as exc:  # under torchrun: one line naming the rank that failed, not gloo's traceback
+        raise distributed.explain_failure(exc) from None
     finally:
         distributed.shutdown()
 
@@ -395,6 +397,8 @@ def _run_stages(raw, overrides, recipe, target, resuming, only, overwrite) -> Ru
             result = _train_stages(stages, names, top, resuming, only, device)
         distributed.barrier()  # as in run(): no rank leaves while rank 0 still reports
         return result
+    except Exception as exc:  # under torchrun: one line naming the rank that failed, not gloo's traceback
+        raise distributed.explain_failure(exc) from None
     finally:
         distributed.shutdown()
 

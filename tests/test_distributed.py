@@ -115,3 +115,68 @@ def test_a_checkpoint_resumes_at_another_world_size(tmp_path):
         assert _losses(run) == pytest.approx(_losses(tmp_path / "ref"), rel=1e-5)
         a, b = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "ref", run))
         assert b["step"] == 6 and b["test_accuracy"] == a["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_two_nodes_over_loopback_log_what_one_process_logs(tmp_path):
+    """Two ``torchrun --nnodes 2 --node_rank i`` launches of one process each, meeting at a rendezvous on
+    127.0.0.1 as two machines would."""
+    names = ["pl_propagation", "contrastive"]
+    scale.launch(tmp_path / "one", names, 3, 1)
+    scale.launch(tmp_path / "two", names, 3, 2, nodes=2)
+    for name in names:
+        c = scale.compare(tmp_path / "one" / name, tmp_path / "two" / name)
+        assert c["steps"] == 3 and c["loss"] < 1e-4, (name, c)
+
+
+@pytest.mark.slow
+def test_when_one_rank_fails_the_others_name_it_in_one_line(tmp_path):
+    """Rank 1 raises mid-run: it prints one line with its rank, and rank 0 prints no traceback (torchrun
+    stops it; had its collective failed first, it would print the line of
+    test_a_rank_whose_collective_failed_names_the_rank_that_failed)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "sslkit", "run",
+         str(ROOT / "recipes" / "supervised_digits.yaml"), "--set", "imports=[tests.plugins.rank_failure]",
+         "--set", "objectives=[{name: fails_on_rank_1}]", "--set", "trainer.max_steps=20", "--set",
+         "trainer.threads=1", "--set", "trainer.progress=false", "--out", str(tmp_path / "run")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert "error: rank 1: the disk holding this rank's rows went away" in lines, proc.stderr[-3000:]
+    assert "[rank0]: Traceback" not in proc.stderr
+
+
+def test_a_rank_whose_collective_failed_names_the_rank_that_failed(monkeypatch):
+    """The failing rank leaves its reason in torchrun's store; a rank whose collective then fails raises one
+    line with it (or says the other process left no word, e.g. killed for memory)."""
+    from sslkit.errors import TrainingError
+
+    class Store:
+        def __init__(self):
+            self.data = {}
+
+        def compare_set(self, key, expected, value):
+            self.data.setdefault(key, value.encode())
+
+        def wait(self, keys, timeout):
+            if not all(k in self.data for k in keys):
+                raise RuntimeError("timeout")
+
+        def get(self, key):
+            return self.data[key]
+
+    store = Store()
+    monkeypatch.setattr(distributed, "_store", lambda: store)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    gloo = RuntimeError("[../gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:5000")
+    monkeypatch.setenv("RANK", "0")
+    lost = distributed.explain_failure(gloo)
+    assert isinstance(lost, TrainingError) and "stopped without an error of its own" in str(lost)
+    monkeypatch.setenv("RANK", "1")
+    own = ValueError("bad row 7\nmore")
+    assert distributed.explain_failure(own) is own
+    monkeypatch.setenv("RANK", "0")
+    told = distributed.explain_failure(gloo)
+    assert str(told).startswith("rank 1 failed: bad row 7; rank 0 stopped with it (")
+    assert "\n" not in str(told)
