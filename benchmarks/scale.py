@@ -67,7 +67,10 @@ FAMILIES = {
                               "trainer.batch_size=16"]),
     "clm": ("lm_clm.yaml", TEXT_SMALL),
     "dpo": ("rlhf_dpo.yaml", ["encoder.dim=32", "encoder.depth=1", "trainer.batch_size=16"]),
-    "ppo": ("rlhf.yaml", ["encoder.dim=32", "encoder.depth=1", "trainer.batch_size=16"]),
+    # the rule reward: a learned reward model's bias gets no gradient from pairwise comparisons, so float
+    # noise moves it by Adam's step size, differently at every world size, and PPO reads absolute scores
+    "ppo": ("rlhf_rule.yaml", ["encoder.dim=32", "encoder.depth=1", "trainer.batch_size=16",
+                               "stages.ppo.objectives[0].minibatch_size=8"]),
 }
 
 
@@ -75,7 +78,6 @@ FAMILIES = {
 RANK_RANDOM = {
     "rtd": "the generator's sampled replacements",
     "nsp": "the random segments, drawn from a rank's own rows",
-    "ppo": "the sampled responses, and the whitening and KL controller over a rank's rollout",
 }
 
 

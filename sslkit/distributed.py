@@ -28,6 +28,8 @@ def world() -> tuple[int, int, int]:
 def init(device: torch.device) -> None:
     global _owned
     if world()[2] > 1 and not dist.is_initialized():
+        if device.type == "cuda":  # this rank's GPU for NCCL's own buffers (object collectives use it)
+            torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         _owned = True
 
@@ -40,6 +42,11 @@ def active() -> bool:
 def world_size() -> int:
     """The number of processes computing this run (1 without a process group)."""
     return dist.get_world_size() if active() else 1
+
+
+def rank() -> int:
+    """This process's rank (0 without a process group)."""
+    return dist.get_rank() if active() else 0
 
 
 def is_main() -> bool:
@@ -183,11 +190,51 @@ def all_sum(x: torch.Tensor) -> torch.Tensor:
     return y.to(x.device)
 
 
+def global_count(n: int) -> float:
+    """The divisor of a mean over the global batch, for a rank holding ``n`` of its items (targets, pairs,
+    tokens): their global count over the number of ranks (``n`` itself in one process). A loss that sums
+    its rank's items and divides by it has the global mean as the ranks' mean, and DDP's averaged gradient
+    is the global mean's, however unevenly the items fall on the ranks."""
+    if not active():
+        return float(n)
+    return sum_over_ranks(n)[0] / dist.get_world_size()
+
+
+def global_mean(x: torch.Tensor) -> torch.Tensor:
+    """The mean over the ranks of a per-rank scalar (no gradient; ``x`` in one process): for a logged
+    metric that must be a function of the global value, such as a perplexity."""
+    return all_sum(x) / world_size() if active() else x
+
+
+def all_max(x: torch.Tensor) -> torch.Tensor:
+    """``x``'s largest value over the ranks (``x`` itself in one process)."""
+    if not active():
+        return x
+    y = x.detach().to(_collective_device(x), copy=True)
+    dist.all_reduce(y, op=dist.ReduceOp.MAX)
+    return y.to(x.device)
+
+
 def sum_over_ranks(*values: float) -> list[float]:
     """Each number summed over the ranks, in float64 (unchanged in one process)."""
     if not active():
         return list(values)
     return all_sum(torch.tensor([float(v) for v in values], dtype=torch.float64)).tolist()
+
+
+def mean_over_ranks(values: dict) -> dict:
+    """Each named number averaged over the ranks that have it (a metric a rank's batch leaves undefined,
+    such as an accuracy over no row, is missing there; the union of the names comes back)."""
+    if not active():
+        return values
+    names = [None] * dist.get_world_size()
+    dist.all_gather_object(names, sorted(values))
+    union = sorted(set().union(*names))
+    t = torch.tensor([float(values.get(k, 0.0)) for k in union] + [float(k in values) for k in union],
+                     dtype=torch.float64)
+    t = all_sum(t)
+    total, count = t[:len(union)], t[len(union):]
+    return {k: float(v / c) for k, v, c in zip(union, total, count)}
 
 
 def gather_shards(x: torch.Tensor, n: int) -> torch.Tensor:

@@ -117,7 +117,7 @@ class Trainer:
                 route[name] = key
             self.routes.append(route)
         # an objective that updates several times on each batch it draws (a rollout) stretches the epoch
-        updates = max(obj.updates_per_batch(self.streams[key].batch_size // self.world)
+        updates = max(obj.updates_per_batch(self.streams[key].batch_size)  # the global batch's rows
                       for obj, route in zip(self.model.objectives, self.routes) for key in route.values())
         self.steps_per_epoch = updates * max(math.ceil(len(s.data) / s.batch_size) for s in self.streams.values())
         self.total_steps = self.tcfg["epochs"] * self.steps_per_epoch
@@ -197,10 +197,8 @@ class Trainer:
                     rec[f"{name}/{k}"] = float(v.detach() if torch.is_tensor(v) else v)
             rec[f"lr/{player}" if len(outputs) > 1 else "lr"] = self.optimizers[player].param_groups[0]["lr"]
         if self.world > 1:  # log the mean over ranks, i.e. the loss of the global batch
-            keys = [k for k in rec if k not in ("step", "epoch") and not k.startswith("lr")]
-            vals = torch.tensor([float(rec[k]) for k in keys], dtype=torch.float64, device=self.device)
-            torch.distributed.all_reduce(vals)
-            rec.update({k: float(v) / self.world for k, v in zip(keys, vals)})
+            rec.update(distributed.mean_over_ranks({k: v for k, v in rec.items()
+                                                    if k not in ("step", "epoch") and not k.startswith("lr")}))
         rec["samples_per_s"] = round(self.rows_per_step * steps / max(elapsed, 1e-9), 1)
         return rec
 

@@ -59,8 +59,8 @@ def test_every_family_logs_the_same_at_two_processes_as_at_one(tmp_path):
     (contrastive negatives, pml, relations over the batch) gather the global batch; views are drawn for the
     global batch from the stream's position; evaluation is sharded (the supervised family's 450 test rows are
     15 batches of 32, which 2 ranks share 7/8). ``contrastive_no_sync`` shows why ``trainer.sync_batchnorm``
-    exists: each rank's own BatchNorm statistics change the loss. Families whose training draws other random
-    numbers per row of a rank's batch (masking, latent noise, sampled responses) are listed apart."""
+    exists: each rank's own BatchNorm statistics change the loss. ``scale.RANK_RANDOM`` lists the families
+    that still draw random numbers from a rank's own rows, and why."""
     names = [n for n in scale.FAMILIES if n not in scale.RANK_RANDOM]
     scale.launch(tmp_path / "one", names, 3, 1)
     scale.launch(tmp_path / "two", names, 3, 2)
@@ -80,9 +80,10 @@ def test_every_family_logs_the_same_at_two_processes_as_at_one(tmp_path):
                 assert abs(a[k] - b[k]) <= 1 / 450 + 1e-9, (name, k, a[k], b[k])
             else:
                 assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), (name, k)
-        # Adam turns float noise in a gradient that is zero in theory (a bias before BatchNorm) into a step
-        # of lr, so parameters are compared at a tolerance of a fraction of the learning rate
-        assert c["weights"] < 1e-3, (name, c["weights"])
+        # Adam turns float noise in a gradient that is zero in theory (a bias before BatchNorm, a reward head's
+        # bias) into a step of lr, so parameters are compared at a fraction of the learning rate
+        batch_norm = "trainer.sync_batchnorm=true" in scale.FAMILIES[name][1]
+        assert c["weights"] < (1e-2 if batch_norm else 1e-3), (name, c["weights"])
 
 
 def _losses(run: Path) -> list:

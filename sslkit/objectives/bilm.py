@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.stream import StreamSpec
-from ..distributed import sum_over_ranks
+from ..distributed import global_mean, sum_over_ranks
 from ..errors import ConfigError
 from ..registry import register
 from ..encoders.capabilities import DIRECTIONAL
@@ -77,7 +77,7 @@ class BidirectionalLM(Objective):
         bwd, _ = token_loss(bwd_logits, bwd_target)
         loss = fwd + bwd
         return Output(loss, {"fwd_perplexity": fwd.detach().exp(), "bwd_perplexity": bwd.detach().exp(),
-                             "perplexity": (loss.detach() / 2).exp()})
+                             "perplexity": lambda: (global_mean(loss.detach()) / 2).exp()})
 
     @torch.no_grad()
     def evaluate(self, data, encoder, batch_size, device):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.stream import StreamSpec
-from ..distributed import sum_over_ranks
+from ..distributed import global_mean, sum_over_ranks
 from ..errors import ConfigError
 from ..registry import register
 from ..encoders.capabilities import CAUSAL
@@ -56,7 +56,7 @@ class CausalLM(Objective):
     def forward(self, batch, encoder, player="model"):
         inp, target = shifted(batch["all"]["x"], self.pad_id)
         loss, _ = token_loss(self.token_logits(inp, encoder), target)
-        return Output(loss, {"perplexity": loss.detach().exp()})
+        return Output(loss, {"perplexity": lambda: global_mean(loss.detach()).exp()})
 
     @torch.no_grad()
     def evaluate(self, data, encoder, batch_size, device):

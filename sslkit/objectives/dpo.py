@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.stream import StreamSpec
-from ..distributed import sum_over_ranks
+from ..distributed import global_count, sum_over_ranks
 from ..encoders.capabilities import CAUSAL
 from ..errors import ConfigError
 from ..registry import register
@@ -78,10 +78,12 @@ class DPO(Objective):
 
     def forward(self, batch, encoder, player="model"):
         loss, margin, logp = self.margins(batch["all"], encoder)
-        if loss.numel() == 0:  # only ties in this batch
+        # a mean over the global batch's comparisons (ties leave the ranks different counts)
+        divisor = global_count(loss.numel())
+        if loss.numel() == 0:  # only ties in this rank's rows
             return Output(logp.sum() * 0.0, {})
-        return Output(loss.mean(), {"pairwise_accuracy": (margin > 0).float().mean(),
-                                    "reward_margin": margin.detach().mean()})
+        return Output(loss.sum() / divisor, {"pairwise_accuracy": (margin > 0).float().mean(),
+                                             "reward_margin": margin.detach().mean()})
 
     @torch.no_grad()
     def evaluate(self, data, encoder, batch_size, device):

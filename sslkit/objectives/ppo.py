@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..data.stream import StreamSpec
+from ..distributed import all_max, all_sum, for_my_rows, gather_rows, world_size
 from ..encoders.capabilities import CAUSAL
 from ..errors import ConfigError, TrainingError
 from ..registry import register
@@ -189,21 +190,27 @@ class PPO(RolloutObjective):
                                                            f"available (run this objective inside its staged recipe)")
         return self._reward(seq, prompt_len)
 
-    def sample(self, prompt, prompt_len, encoder, generator=None) -> torch.Tensor:
+    def sample(self, prompt, prompt_len, encoder, generator=None, uniforms=None, width=None) -> torch.Tensor:
         was = encoder.training
         encoder.eval()
         seq = sample_responses(lambda ids: self.policy(ids, encoder)[0], prompt, prompt_len, self.response_tokens,
                                encoder.max_length, self.eos_id, self.pad_id, self.temperature, generator=generator,
-                               step_fn=lm_stepper(encoder, self.head))
+                               step_fn=lm_stepper(encoder, self.head), uniforms=uniforms, width=width)
         encoder.train(was)
         return seq
 
     @torch.no_grad()
     def rollout(self, prompt: torch.Tensor, prompt_len: torch.Tensor, encoder: nn.Module) -> dict:
-        """Sample, score and evaluate one batch of responses: everything the PPO updates need."""
+        """Sample, score and evaluate one batch of responses: everything the PPO updates need.
+
+        Under ``torchrun`` each rank samples and scores its own prompts, with random numbers drawn for the
+        global batch (a response does not depend on the number of processes), and the rollout is then
+        gathered: whitening, the KL controller and the logged statistics see the global rollout, and every
+        rank holds all of it (the checkpoint resumes at any number of processes)."""
         ref = self.ref.to(prompt.device)
-        seq = self.sample(prompt, prompt_len, encoder)
-        mask = response_mask(seq, prompt_len, self.pad_id, self.eos_id)
+        width = int(all_max(prompt_len.max())) + self.response_tokens  # one shape for every rank's rows
+        uniforms = for_my_rows(lambda N: torch.rand(N, width, device=prompt.device), len(prompt))
+        seq = self.sample(prompt, prompt_len, encoder, uniforms=uniforms, width=width)
         was = encoder.training
         encoder.eval()
         logits, values = self.policy(seq[:, :-1], encoder)
@@ -211,6 +218,9 @@ class PPO(RolloutObjective):
         logp = token_logprobs(logits, seq)
         ref_logp = token_logprobs(ref.logits(seq[:, :-1]), seq)
         scores = self.reward(seq, prompt_len)
+        seq, prompt_len, logp, ref_logp, values, scores = (gather_rows(t) for t in (seq, prompt_len, logp, ref_logp,
+                                                                                   values, scores))
+        mask = response_mask(seq, prompt_len, self.pad_id, self.eos_id)
         beta = float(self.kl_coef)
         rewards, kl = kl_penalty_rewards(scores, logp, ref_logp, mask, beta)
         if self.whiten_rewards:
@@ -237,11 +247,14 @@ class PPO(RolloutObjective):
     def update(self, r, stats, encoder):
         logits, values = self.policy(r["seq"][:, :-1], encoder)
         logp = token_logprobs(logits, r["seq"])
-        pg_loss, clipfrac = ppo_policy_loss(logp, r["logp"], r["adv"], r["mask"], self.clip)
-        vf_loss = ppo_value_loss(values, r["values"], r["returns"], r["mask"], self.value_clip)
-        ent = masked_mean(entropy(logits), r["mask"])
+        # token means over the global minibatch: this rank's sums over the global count / the ranks (DDP
+        # averages the ranks' gradients, the trainer their logged values)
+        count = all_sum(r["mask"].sum().double()).float() / world_size()
+        pg_loss, clipfrac = ppo_policy_loss(logp, r["logp"], r["adv"], r["mask"], self.clip, count)
+        vf_loss = ppo_value_loss(values, r["values"], r["returns"], r["mask"], self.value_clip, count)
+        ent = masked_mean(entropy(logits), r["mask"], count)
         loss = pg_loss + self.vf_coef * vf_loss - self.entropy_coef * ent
-        approx_kl = 0.5 * masked_mean((logp - r["logp"]) ** 2, r["mask"])
+        approx_kl = 0.5 * masked_mean((logp - r["logp"]) ** 2, r["mask"], count)
         return Output(loss, {**stats, "entropy": ent.detach(), "clipfrac": clipfrac.detach(),
                              "value_loss": vf_loss.detach(), "policy_loss": pg_loss.detach(),
                              "approx_kl": approx_kl.detach()})

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..data.stream import StreamSpec
 from ..distributed import sum_over_ranks
+from ..distributed import global_count
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import NonNegative
@@ -64,10 +65,14 @@ class RewardModel(Objective):
         b = batch["all"]
         r = self.ranked_rewards(b["ranked"], encoder)
         i, j, valid = ranked_pairs(b["scores"])
-        if not valid.any():  # only ties in this batch: nothing to compare
+        # a mean over the global batch's comparisons (ties leave the ranks different counts)
+        divisor = global_count(int(valid.sum()))
+        if not divisor:  # only ties: nothing to compare
             return Output(r.sum() * 0.0, {})
         diff = (r[:, i] - r[:, j])[valid]
-        loss = pairwise_loss(r[:, i][valid], r[:, j][valid], self.margin).mean()
+        loss = pairwise_loss(r[:, i][valid], r[:, j][valid], self.margin).sum() / divisor
+        if not len(diff):  # this rank's rows hold only ties
+            return Output(loss, {})
         return Output(loss, {"pairwise_accuracy": (diff > 0).float().mean(), "reward_gap": diff.detach().mean()})
 
     @torch.no_grad()

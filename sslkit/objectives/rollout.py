@@ -18,13 +18,16 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..distributed import rank as dist_rank
+from ..distributed import world_size
 from .base import Objective, Output
 
 
 class RolloutObjective(Objective):
     """Base class. Subclasses implement :meth:`collect` (a batch -> the rollout buffer) and :meth:`update`
     (one minibatch of the buffer -> the loss), and set ``epochs`` (passes over each rollout) and
-    ``minibatch_size`` (rows per update; None: the whole rollout)."""
+    ``minibatch_size`` (rows of the global batch per update; None: the whole rollout). Under ``torchrun``
+    :meth:`collect` returns the global rollout (every rank's rows, gathered)."""
 
     epochs: int = 1
     minibatch_size: Optional[int] = None
@@ -61,6 +64,9 @@ class RolloutObjective(Objective):
             rows = next(v for k, v in self.buffer.items() if k != "stats")
             self.queue = self.schedule(len(rows))
         idx = self.queue.pop(0)
+        # under torchrun the buffer is the global rollout (collect gathers it): a rank updates on the rows of
+        # the minibatch that it sampled (row g of the global batch is rank g % W's)
+        idx = idx[idx % world_size() == dist_rank()] if world_size() > 1 else idx
         device = next(encoder.parameters()).device  # a resumed buffer comes back on the CPU
         rows = {k: v[idx.to(v.device)].to(device) for k, v in self.buffer.items() if k != "stats"}
         return self.update(rows, self.buffer.get("stats", {}), encoder)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.stream import StreamSpec
-from ..distributed import sum_over_ranks
+from ..distributed import global_mean, sum_over_ranks
 from ..encoders.capabilities import CAUSAL
 from ..errors import ConfigError
 from ..registry import register
@@ -52,7 +52,7 @@ class SFT(Objective):
     def forward(self, batch, encoder, player="model"):
         b = batch["all"]
         loss, _ = token_loss(self.logits(b["x"][:, :-1], encoder), self.targets(b["x"], b["prompt_len"]))
-        return Output(loss, {"perplexity": loss.detach().exp()})
+        return Output(loss, {"perplexity": lambda: global_mean(loss.detach()).exp()})
 
     @torch.no_grad()
     def evaluate(self, data, encoder, batch_size, device):

@@ -63,13 +63,20 @@ class NextTokenLogits:
 
 
 def next_tokens(logits: torch.Tensor, temperature: float, top_k: Optional[int], top_p: Optional[float],
-                greedy: bool, generator: Optional[torch.Generator]) -> torch.Tensor:
+                greedy: bool, generator: Optional[torch.Generator],
+                uniform: Optional[torch.Tensor] = None) -> torch.Tensor:
     """``[B]`` ids drawn from ``[B, V]`` logits: the arg-max (``greedy``), else a sample after temperature
-    and top-k/top-p filtering."""
+    and top-k/top-p filtering; with ``uniform`` (``[B]`` draws in [0, 1)) the sample is the inverse CDF at
+    those draws (the same distribution, from random numbers the caller chose)."""
     if greedy:
         return logits.argmax(-1)
-    logits = filter_logits(logits / max(temperature, 1e-6), top_k, top_p)
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
+    probs = filter_logits(logits / max(temperature, 1e-6), top_k, top_p).softmax(-1)
+    if uniform is not None:
+        cdf = probs.cumsum(-1)
+        u = uniform.to(cdf.dtype)[:, None] * cdf[:, -1:]  # scaled to the sum: rounding leaves no gap at 1
+        # the first id whose cumulative probability passes u; never one of probability 0 (filtered, <pad>)
+        return ((cdf > u) & (probs > 0)).to(torch.int8).argmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
 @torch.no_grad()

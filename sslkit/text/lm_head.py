@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..distributed import sum_over_ranks, world_size
+from ..distributed import global_count
 
 
 IGNORE = -100  # label of positions that carry no target (PyTorch's ignore_index)
@@ -33,19 +33,16 @@ def token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple:
     """Mean cross-entropy over positions with ``labels != IGNORE`` and the number of such positions.
     A batch without any target gives a zero loss that still back-propagates (never NaN).
 
-    Under ``torchrun`` the mean is over the global batch's targets: this rank's summed cross-entropy over
-    the global count, times the number of ranks (DDP averages the ranks' gradients, and the trainer logs
-    the ranks' mean), so ranks whose rows hold more targets weigh more, as in one process."""
+    Under ``torchrun`` the mean is over the global batch's targets (:func:`sslkit.distributed.global_count`),
+    so ranks whose rows hold more targets weigh more, as in one process."""
     flat = labels.reshape(-1)
     keep = flat != IGNORE
     n = int(keep.sum())
-    total = int(sum_over_ranks(n)[0])
-    if total == 0:
-        return logits.sum() * 0.0, 0
-    if n == 0:  # other ranks have targets: this one adds nothing but still takes part in the backward
+    divisor = global_count(n)
+    if n == 0:  # (other ranks may have targets: this one adds nothing but still takes part in the backward)
         return logits.sum() * 0.0, 0
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1])[keep], flat[keep], reduction="sum")
-    return ce * (world_size() / total), n
+    return ce / divisor, n
 
 
 def token_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -59,14 +59,18 @@ def entropy(logits: torch.Tensor) -> torch.Tensor:
 def sample_responses(logits_fn: Callable, prompt: torch.Tensor, prompt_len: torch.Tensor, max_new_tokens: int,
                      max_length: int, eos_id: int, pad_id: int, temperature: float = 1.0,
                      top_k: Optional[int] = None, top_p: Optional[float] = None,
-                     generator: Optional[torch.Generator] = None, step_fn: Optional[Callable] = None) -> torch.Tensor:
+                     generator: Optional[torch.Generator] = None, step_fn: Optional[Callable] = None,
+                     uniforms: Optional[torch.Tensor] = None, width: Optional[int] = None) -> torch.Tensor:
     """Sample a response of at most ``max_new_tokens`` ids after each right-padded prompt (``prompt_len``
     real ids per row), stopping a row at ``eos_id``; tokens after it are ``pad_id``. Returns
     ``[B, max(prompt_len) + max_new_tokens]``. Rows of different prompt lengths are batched column by
     column: at column ``c`` a row still inside its prompt keeps its prompt id, the others write their
     sample, so every row is contiguous (no padding inside, no attention mask) and ``step_fn`` (the model's
     cached step, :func:`sslkit.text.generate.lm_stepper`) reads one new column per step. ``<pad>`` is
-    never sampled, unless it is also the eos (GPT-2 style tokenizers)."""
+    never sampled, unless it is also the eos (GPT-2 style tokenizers). ``uniforms`` (``[B, columns]`` in
+    [0, 1)): the random numbers of the samples, column ``c`` of a row drawing with ``uniforms[:, c]``
+    (:func:`sslkit.text.generate.next_tokens`) instead of ``generator``. ``width``: the columns of the result
+    when wider than ``max(prompt_len) + max_new_tokens`` (a shape shared by the ranks of a run)."""
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens} (it would generate nothing)")
     if int(prompt_len.min()) < 1:
@@ -76,7 +80,7 @@ def sample_responses(logits_fn: Callable, prompt: torch.Tensor, prompt_len: torc
         raise ValueError(f"a prompt of {longest} ids plus {max_new_tokens} new ids exceeds the model's context of "
                          f"{max_length} positions")
     B, dev = len(prompt), prompt.device
-    seq = torch.full((B, longest + max_new_tokens), pad_id, dtype=torch.long, device=dev)
+    seq = torch.full((B, max(width or 0, longest + max_new_tokens)), pad_id, dtype=torch.long, device=dev)
     seq[:, :prompt.shape[1]] = prompt[:, :seq.shape[1]]
     prompt_len = prompt_len.to(dev)
     produced = torch.zeros(B, dtype=torch.long, device=dev)
@@ -86,7 +90,8 @@ def sample_responses(logits_fn: Callable, prompt: torch.Tensor, prompt_len: torc
         logits = next_logits(seq, col)
         if pad_id != eos_id:
             logits[:, pad_id] = float("-inf")  # a sampled <pad> would read as the end of the row
-        nxt = next_tokens(logits, temperature, top_k, top_p, False, generator)
+        nxt = next_tokens(logits, temperature, top_k, top_p, False, generator,
+                          None if uniforms is None else uniforms[:, col])
         writing = (col >= prompt_len) & (produced < max_new_tokens)
         seq[:, col] = torch.where(writing, torch.where(done, torch.full_like(nxt, pad_id), nxt), seq[:, col])
         done |= writing & (nxt == eos_id)

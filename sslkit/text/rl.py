@@ -15,9 +15,11 @@ from typing import Optional
 import torch
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, count: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The mean of ``x`` over the ``mask``ed entries; ``count``: the divisor instead of their number (under
+    torchrun, the global batch's count over the number of ranks: see :meth:`sslkit.objectives.ppo.PPO.update`)."""
     m = mask.to(x.dtype)
-    return (x * m).sum() / m.sum().clamp_min(1.0)
+    return (x * m).sum() / (m.sum() if count is None else count).clamp_min(1.0)
 
 
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
@@ -57,22 +59,24 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
 
 
 def ppo_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, mask: torch.Tensor,
-                    clip: float) -> tuple:
+                    clip: float, count: Optional[torch.Tensor] = None) -> tuple:
     """``mean_t max(-A ratio, -A clip(ratio, 1 - eps, 1 + eps))`` with ``ratio = exp(logp - old_logp)``;
-    also returns the fraction of tokens where the clipped term was the larger one."""
+    also returns the fraction of tokens where the clipped term was the larger one (``count``: as
+    :func:`masked_mean`'s)."""
     ratio = torch.exp(logp - old_logp)
     loss1 = -adv * ratio
     loss2 = -adv * ratio.clamp(1.0 - clip, 1.0 + clip)
-    loss = masked_mean(torch.max(loss1, loss2), mask)
-    clipfrac = masked_mean((loss2 > loss1).to(logp.dtype), mask)
+    loss = masked_mean(torch.max(loss1, loss2), mask, count)
+    clipfrac = masked_mean((loss2 > loss1).to(logp.dtype), mask, count)
     return loss, clipfrac
 
 
 def ppo_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-                   clip: float) -> torch.Tensor:
-    """``0.5 mean_t max((V - R)^2, (clip(V, V_old - eps, V_old + eps) - R)^2)``."""
+                   clip: float, count: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``0.5 mean_t max((V - R)^2, (clip(V, V_old - eps, V_old + eps) - R)^2)`` (``count``: as
+    :func:`masked_mean`'s)."""
     clipped = old_values + (values - old_values).clamp(-clip, clip)
-    return 0.5 * masked_mean(torch.max((values - returns) ** 2, (clipped - returns) ** 2), mask)
+    return 0.5 * masked_mean(torch.max((values - returns) ** 2, (clipped - returns) ** 2), mask, count)
 
 
 class KLController:
