@@ -148,13 +148,14 @@ def for_my_rows(draw, n: int):
     return my_rows(out)
 
 
-def on_global_rows(fn, x: torch.Tensor):
-    """``fn`` (a random corruption of token rows: a mask, noise, a permutation) applied to the global
-    batch's rows of ``x``, every tensor it returns cut down to this rank's rows: the corruption a row gets
-    does not depend on the number of processes. ``x`` is gathered without gradient (token ids)."""
+def on_global_rows(fn, *xs: torch.Tensor):
+    """``fn(*xs)`` (a random corruption of token rows: a mask, noise, a permutation, a pairing) applied to
+    the global batch's rows of each ``x``, every tensor it returns cut down to this rank's rows: the
+    corruption a row gets does not depend on the number of processes. The ``xs`` are gathered without
+    gradient (token ids)."""
     if not active():
-        return fn(x)
-    out = fn(gather_rows(x))
+        return fn(*xs)
+    out = fn(*(gather_rows(x) for x in xs))
     if isinstance(out, tuple):
         return tuple(None if t is None else my_rows(t) for t in out)
     return my_rows(out)

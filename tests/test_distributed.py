@@ -59,9 +59,9 @@ def test_every_family_logs_the_same_at_two_processes_as_at_one(tmp_path):
     (contrastive negatives, pml, relations over the batch) gather the global batch; views are drawn for the
     global batch from the stream's position; evaluation is sharded (the supervised family's 450 test rows are
     15 batches of 32, which 2 ranks share 7/8). ``contrastive_no_sync`` shows why ``trainer.sync_batchnorm``
-    exists: each rank's own BatchNorm statistics change the loss. ``scale.RANK_RANDOM`` lists the families
-    that still draw random numbers from a rank's own rows, and why."""
-    names = [n for n in scale.FAMILIES if n not in scale.RANK_RANDOM]
+    exists: each rank's own BatchNorm statistics change the loss. Dropout is off in the text families: each
+    rank draws it for its own rows."""
+    names = list(scale.FAMILIES)
     scale.launch(tmp_path / "one", names, 3, 1)
     scale.launch(tmp_path / "two", names, 3, 2)
     for name in names:

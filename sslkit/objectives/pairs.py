@@ -17,6 +17,7 @@ from torch import nn
 
 from ..data.corpus import join_pair
 from ..data.stream import StreamSpec
+from ..distributed import on_global_rows
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import OpenProbability
@@ -73,9 +74,16 @@ class PairObjective(Objective):
         return {"all": StreamSpec("all")}
 
     def _logits(self, rows, encoder, generator=None, pool=None):
+        """Training (no ``generator``) pairs the global batch's rows, so a row's pair does not depend on the
+        number of processes; evaluation draws from ``generator``."""
         pool_b, pool_doc = pool if pool is not None else (getattr(self, "pool_b", None), getattr(self, "pool_doc", None))
-        x, label = make_pairs(rows["a"], rows["b"], rows["doc"], self.task, self.tokenizer, self.max_length,
-                              self.prob, generator, pool_b, pool_doc)
+
+        def pairs(a, b, doc):
+            return make_pairs(a, b, doc, self.task, self.tokenizer, self.max_length, self.prob, generator, pool_b,
+                              pool_doc)
+
+        segments = rows["a"], rows["b"], rows["doc"]
+        x, label = pairs(*segments) if generator is not None else on_global_rows(pairs, *segments)
         return self.head(encoder(x)), label
 
     def forward(self, batch, encoder, player="model"):

@@ -18,12 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.stream import StreamSpec
+from ..distributed import for_my_rows, on_global_rows, sum_over_ranks
 from ..encoders.capabilities import BIDIRECTIONAL
 from ..encoders.transformer import Block, _init, padding_mask
-from ..distributed import sum_over_ranks
 from ..errors import ConfigError
 from ..registry import register
 from ..schema import Count, NonNegative, OpenProbability, Positive, Probability
+from ..text.generate import next_tokens
 from ..text.lm_head import embedding_of, token_accuracy, token_loss
 from ..text.masking import mlm_mask
 from ..data.batches import seeded_batches
@@ -90,13 +91,21 @@ class ReplacedTokenDetection(Objective):
         return {"all": StreamSpec("all")}
 
     def _run(self, x, encoder, generator=None):
-        inputs, labels, selected = mlm_mask(x, self.tokenizer, self.prob, self.mask_ratio, 0.0, generator=generator)
+        """Training (no ``generator``) draws the masks and the sampled replacements for the global batch's
+        rows, so they do not depend on the number of processes; evaluation draws from ``generator``."""
+        def mask(ids):
+            return mlm_mask(ids, self.tokenizer, self.prob, self.mask_ratio, 0.0, generator=generator)
+
+        train = generator is None
+        inputs, labels, selected = on_global_rows(mask, x) if train else mask(x)
         emb = embedding_of(encoder)
         gen_logits = self.generator(inputs, emb)[selected]
         target = labels[selected]
         with torch.no_grad():  # sampling is not back-propagated through (ELECTRA)
-            probs = (gen_logits.detach().float() / self.temperature).softmax(-1)
-            sampled = torch.multinomial(probs, 1, generator=generator).squeeze(1) if len(probs) else target
+            # one uniform per position of every row, drawn for the global batch; a sample at the selected ones
+            u = for_my_rows(lambda N: torch.rand(N, x.shape[1], device=x.device), len(x))[selected] if train else None
+            sampled = (next_tokens(gen_logits.detach().float(), self.temperature, None, None, False, generator, u)
+                       if len(gen_logits) else target)
         corrupted = x.clone()
         corrupted[selected] = sampled
         replaced = (corrupted != x).float()
