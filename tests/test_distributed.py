@@ -57,7 +57,7 @@ def test_global_batchnorm_is_batchnorm_in_one_process_and_keeps_the_state_dict()
 def test_every_family_logs_the_same_at_two_processes_as_at_one(tmp_path):
     """Losses of every logged step, final test metrics and parameters, 3 steps each. The batch-coupled families
     (contrastive negatives, pml, relations over the batch) gather the global batch; views are drawn for the
-    global batch from the stream's position; evaluation is sharded (the supervised family's 450 test rows are
+    global batch from the stream's position; evaluation is sharded (the supervised family's 451 test rows are
     15 batches of 32, which 2 ranks share 7/8). ``contrastive_no_sync`` shows why ``trainer.sync_batchnorm``
     exists: each rank's own BatchNorm statistics change the loss. Dropout is off in the text families: each
     rank draws it for its own rows."""
@@ -77,7 +77,7 @@ def test_every_family_logs_the_same_at_two_processes_as_at_one(tmp_path):
             if k.endswith("test_accuracy"):  # counted over sharded test rows: exactly the same
                 assert a[k] == b[k], (name, k, a[k], b[k])
             elif "accuracy" in k:  # a probe fitted on features equal to float rounding: at most a test row apart
-                assert abs(a[k] - b[k]) <= 1 / 450 + 1e-9, (name, k, a[k], b[k])
+                assert abs(a[k] - b[k]) <= 1 / 450 + 1e-9, (name, k, a[k], b[k])  # digits' 450 test rows
             else:
                 assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), (name, k)
         # Adam turns float noise in a gradient that is zero in theory (a bias before BatchNorm, a reward head's
