@@ -95,12 +95,48 @@ class Recipe:
     stages: Optional[dict] = None  # name -> recipe; see sslkit.stages
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A mapping of a recipe names the same key twice."""
+
+
+class RecipeLoader(yaml.SafeLoader):
+    """YAML as recipes are read: ``1e-3`` is a number (YAML 1.1 reads exponents without a dot as strings;
+    every form Python's ``float()`` takes is a number here), and a key given twice in one mapping is an
+    error naming both lines, where PyYAML would keep the last silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise DuplicateKey(f"duplicate key '{key}' (lines {seen[key]} and {line})")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+RecipeLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+RecipeLoader.add_implicit_resolver(  # YAML 1.2's floats: 1e-3, 1E5, .5, 5., -2.5e+3 (after the 1.1 ones)
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."))
+
+
+def read_yaml(text: str):
+    """``text`` parsed as a recipe's YAML (:class:`RecipeLoader`)."""
+    return yaml.load(text, Loader=RecipeLoader)
+
+
 def load_yaml(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(str(path), "recipe file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = read_yaml(path.read_text())
+    except DuplicateKey as exc:
+        raise ConfigError(str(path), str(exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -139,7 +175,9 @@ def parse_override(spec: str) -> tuple[str, object]:
     key, raw = spec.split("=", 1)
     key = key.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = read_yaml(raw) if raw.strip() else None
+    except DuplicateKey as exc:
+        raise ConfigError(f"--set {spec}", str(exc)) from None
     except yaml.YAMLError:
         raise ConfigError(f"--set {spec}", f"value '{raw}' is not valid YAML") from None
     _split_key(key, spec)

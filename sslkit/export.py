@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+from .config import read_yaml
 from .encoders.capabilities import Exportable
 from .errors import ConfigError
 
@@ -30,10 +31,8 @@ def _run_folder(run_dir: Path) -> Path:
     """The run folder to export: ``run_dir`` itself, or the last trained stage of a staged run."""
     if (run_dir / "checkpoints" / "last.pt").is_file():
         return run_dir
-    import yaml
-
     cfg_file = run_dir / "config.yaml"
-    stages = (yaml.safe_load(cfg_file.read_text()) or {}).get("stages") if cfg_file.is_file() else None
+    stages = (read_yaml(cfg_file.read_text()) or {}).get("stages") if cfg_file.is_file() else None
     if stages:
         trained = [run_dir / n for n, s in stages.items() if "export" not in s and (run_dir / n / "checkpoints" / "last.pt").is_file()]
         if trained:

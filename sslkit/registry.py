@@ -13,6 +13,8 @@ the recipe and their defaults shown by ``sslkit describe``.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import inspect
 import pkgutil
 import re
@@ -213,7 +215,12 @@ def load_builtin_parts() -> None:
 
 
 def import_user_modules(modules: list[str], path: str = "imports") -> None:
-    """Import modules named in a recipe's ``imports:`` so user parts register themselves."""
+    """Import modules named in a recipe's ``imports:`` so user parts register themselves. The working folder
+    is searched too, as ``python -m sslkit`` searches it: the ``sslkit`` command's ``sys.path`` starts at its
+    script's folder instead."""
+    cwd = os.getcwd()
+    if modules and cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)  # after the installed packages: a local file never shadows one of them
     for i, module in enumerate(modules):
         try:
             importlib.import_module(module)

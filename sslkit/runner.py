@@ -272,7 +272,11 @@ def _train(cfg: dict, run_dir: Optional[Path], resume: bool, device, stages: Opt
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
     ck = run_dir / "checkpoints" / "last.pt" if run_dir is not None else None
-    # a run killed before its first checkpoint starts over; a torn checkpoint is an error
+    # a run killed before its first checkpoint starts over; a torn checkpoint is an error, and so is a missing
+    # one where the run had written one (its folder exists) or finished: there is nothing to continue from
+    if resume and ck is not None and not ck.exists() and (ck.parent.is_dir() or run_folder.is_finished(run_dir)):
+        raise ConfigError("--resume", f"{run_dir} has no checkpoint to continue from ({ck} is missing); nothing "
+                                      f"to resume. Train it again: sslkit run RECIPE --out {run_dir} --overwrite")
     state = checkpoint.load(ck) if resume and ck is not None and ck.exists() else None
     # rank 0's checkpoint on every rank (the others have no run folder; on several machines none may share
     # one): all ranks continue from it, whatever number of processes wrote it

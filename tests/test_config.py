@@ -125,3 +125,25 @@ def test_seed_any_value_in_range_and_a_clear_error_outside():
         with pytest.raises(ConfigError, match=r"must be in \[0, 2147483647\]") as err:
             resolve({"seed": bad})
         assert err.value.path == "seed"
+
+
+def test_numbers_in_every_form_float_takes(tmp_path):
+    """``1e-3`` (a string to YAML 1.1) is 0.001, in a recipe and in --set; words stay words."""
+    from sslkit.config import load_yaml, parse_override
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: {name: digits}\ntrainer:\n  optimizer: {name: adamw, lr: 1e-3, weight_decay: 5E-4}\n"
+                      "  batch_size: 64\nnote: 1e3x\n")
+    cfg = load_yaml(recipe)
+    assert cfg["trainer"]["optimizer"]["lr"] == 0.001 and cfg["trainer"]["optimizer"]["weight_decay"] == 0.0005
+    assert cfg["trainer"]["batch_size"] == 64 and cfg["note"] == "1e3x"
+    assert parse_override("trainer.optimizer.lr=1e-3") == ("trainer.optimizer.lr", 0.001)
+    assert parse_override("trainer.optimizer.lr=.5") == ("trainer.optimizer.lr", 0.5)
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data: {name: digits}\ntrainer:\n  epochs: 5\n  batch_size: 32\n  epochs: 50\n")
+    proc = sslkit_main("validate", recipe)
+    assert proc.returncode == 2
+    assert "duplicate key 'epochs' (lines 3 and 5)" in proc.stderr and str(recipe) in proc.stderr

@@ -89,3 +89,24 @@ def test_list_and_validate_in_process():
     # Linear(64, 8) in the encoder, Linear(8, 10) in the supervised head
     assert f"encoder: mlp, {64 * 8 + 8} parameters ({64 * 8 + 8 + 8 * 10 + 10} with the objectives' heads)" in res.output
     assert "steps: 22 per epoch (batch 64) x 30 epochs = 660, capped at 5 by trainer.max_steps" in res.output
+
+
+@pytest.mark.slow
+def test_the_sslkit_command_imports_modules_from_the_working_folder(tmp_path):
+    """Tutorial 10's command as printed, through the installed ``sslkit`` script (whose ``sys.path`` does not
+    start at the working folder, unlike ``python -m sslkit``)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = shutil.which("sslkit", path=str(Path(sys.executable).parent)) or shutil.which("sslkit")
+    assert script, "the sslkit console script is installed with the package"
+    proc = subprocess.run([script, "run", "recipes/supervised_digits.yaml", "--set",
+                           "imports=[docs.tutorials.confusion_reporter]", "--set",
+                           "reporters=[curves, {name: confusion, normalize: true}]", "--set", "trainer.max_steps=2",
+                           "--set", "encoder.hidden=[16]", "--set", "trainer.progress=false",
+                           "--out", str(tmp_path / "run")],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "balanced_accuracy" in (tmp_path / "run" / "metrics.json").read_text()

@@ -101,3 +101,18 @@ def test_a_run_with_a_weight_average_resumed_matches(tmp_path):
         assert ends[0][key].keys() == ends[1][key].keys()
         for name, w in ends[0][key].items():
             assert ends[1][key][name].equal(w), (key, name)
+
+
+def test_resume_without_the_checkpoint_is_refused_naming_the_folder(tmp_path):
+    """The checkpoint of a run that wrote one was deleted: exit 2, not a silent new run from step 0."""
+    from conftest import sslkit_main
+
+    run = tmp_path / "run"
+    first = sslkit_main("run", RECIPES / "supervised_digits.yaml", "--set", "trainer.max_steps=2", "--set",
+                        "encoder.hidden=[16]", "--set", "trainer.progress=false", "--out", run)
+    assert first.returncode == 0, first.stderr
+    (run / "checkpoints" / "last.pt").unlink()
+    proc = sslkit_main("run", "--resume", run)
+    assert proc.returncode == 2, proc.stderr
+    assert f"--resume: {run} has no checkpoint to continue from" in proc.stderr
+    assert (run / "metrics.json").is_file()  # the finished run's record is left as it was

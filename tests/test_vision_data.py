@@ -115,3 +115,36 @@ def test_image_folder_of_unlabeled_images(tmp_path):
     data = build_data(config.resolve({"data": {"name": "image_folder", "root": str(tmp_path), "image_size": 16}}))
     assert data.info.num_classes == 0 and len(data.train) + len(data.test) == 6
     assert (data.train["y"] == -1).all() and data.train["x"][torch.arange(2)].shape == (2, 3, 16, 16)
+
+
+def test_a_cifar_folder_missing_one_batch_is_refused_naming_it(tmp_path):
+    """A CIFAR-10 folder without data_batch_3 (training on 4/5 of the rows without a word), or without
+    test_batch: exit 2 naming the missing file."""
+    for missing in ("data_batch_3", "test_batch"):
+        root = tmp_path / missing
+        folder = sample_files.write_cifar(root)
+        (folder / missing).unlink()
+        proc = sslkit_main("validate", RECIPES / "fixmatch_cifar10.yaml", "--set", f"data.root={root}")
+        assert proc.returncode == 2, proc.stderr
+        assert f"not {missing} (it needs data_batch_1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
+    """A test_batch whose pickle calls a function on load (``__reduce__``): exit 2 naming the file and the
+    refused callable, before anything is called."""
+    import os
+    import pickle
+
+    root = tmp_path / "cifar"
+    folder = sample_files.write_cifar(root)
+    marker = tmp_path / "payload_ran"
+
+    class Payload:
+        def __reduce__(self):
+            return os.mkdir, (str(marker),)
+
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": Payload(), b"labels": [0]}))
+    proc = sslkit_main("validate", RECIPES / "fixmatch_cifar10.yaml", "--set", f"data.root={root}")
+    assert proc.returncode == 2, proc.stderr
+    assert "test_batch" in proc.stderr and "refused to load 'posix.mkdir'" in proc.stderr
+    assert not marker.exists()

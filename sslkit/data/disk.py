@@ -16,12 +16,19 @@ from .images import ImageColumn
 
 def find_folder(root: str, subdirs: tuple, required: tuple, dataset: str, how: str) -> Path:
     """The first of ``root`` and ``root/<subdir>`` holding every file of ``required`` (glob patterns);
-    otherwise a ConfigError at ``data.root`` naming where it looked and how to get the files."""
+    otherwise a ConfigError at ``data.root``: for a folder holding some of them, the files it lacks (a
+    dataset is never read in part), else where it looked and how to get the files."""
     base = Path(root).expanduser()
     candidates = [base] + [base / s for s in subdirs]
-    for folder in candidates:
-        if folder.is_dir() and all(any(folder.glob(pattern)) for pattern in required):
+    present = {folder: [p for p in required if any(folder.glob(p))] for folder in candidates if folder.is_dir()}
+    for folder, found in present.items():
+        if len(found) == len(required):
             return folder
+    for folder, found in present.items():
+        if found:
+            missing = [p for p in required if p not in found]
+            raise ConfigError("data.root", f"{folder} holds {dataset} files but not {', '.join(missing)} (it needs "
+                                           f"{', '.join(required)}); {how}")
     looked = ", ".join(str(c) for c in candidates)
     raise ConfigError("data.root", f"no {dataset} files ({', '.join(required)}) in {looked}; {how}")
 

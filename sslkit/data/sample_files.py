@@ -37,7 +37,7 @@ def _pickle(path: Path, obj) -> None:
 
 
 def write_cifar(root, num_classes: int = 10, per_class: int = 6, test_per_class: int = 2, seed: int = 0) -> Path:
-    """CIFAR-10 (``cifar-10-batches-py``: two ``data_batch_*`` files, ``test_batch``, ``batches.meta``) or,
+    """CIFAR-10 (``cifar-10-batches-py``: ``data_batch_1`` to ``_5``, ``test_batch``, ``batches.meta``) or,
     with 100 classes, CIFAR-100 (``cifar-100-python``: ``train``, ``test``, ``meta``)."""
     ten = num_classes == 10
     folder = Path(root) / ("cifar-10-batches-py" if ten else "cifar-100-python")
@@ -48,9 +48,8 @@ def write_cifar(root, num_classes: int = 10, per_class: int = 6, test_per_class:
     order = np.random.RandomState(seed).permutation(len(x))
     x, y = x[order], y[order]
     if ten:
-        half = len(x) // 2
-        for i, sl in enumerate((slice(0, half), slice(half, None)), 1):
-            _pickle(folder / f"data_batch_{i}", {b"data": x[sl].reshape(-1, 3072), key: y[sl].tolist()})
+        for i, rows in enumerate(np.array_split(np.arange(len(x)), 5), 1):  # the official five training batches
+            _pickle(folder / f"data_batch_{i}", {b"data": x[rows].reshape(-1, 3072), key: y[rows].tolist()})
         _pickle(folder / "test_batch", {b"data": tx.reshape(-1, 3072), key: ty.tolist()})
         _pickle(folder / "batches.meta", {b"label_names": [f"class{k}".encode() for k in range(10)]})
     else:
