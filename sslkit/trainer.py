@@ -168,9 +168,11 @@ class Trainer:
                 total, outs = self.net(batches, player)
             if not math.isfinite(total.item()):  # one host sync; .item() is cheaper than isfinite + bool
                 bad = [n for n, o in outs.items() if not torch.isfinite(o.loss).all()] or list(outs)
+                kept = self.run_dir is not None and (self.run_dir / "checkpoints" / "last.pt").is_file()
                 raise TrainingError(f"non-finite loss ({float(total.detach())}) in objective '{bad[0]}' at step "
-                                    f"{self.step + 1} (player '{player}'); stopping. The last good checkpoint is "
-                                    f"kept{f' in {self.run_dir}/checkpoints' if self.run_dir else ''}.")
+                                    f"{self.step + 1} (player '{player}'); stopping. "
+                                    + (f"The last good checkpoint is kept in {self.run_dir}/checkpoints."
+                                       if kept else "No checkpoint was written before it."))
             opt = self.optimizers[player]
             opt.zero_grad(set_to_none=True)
             total.backward()

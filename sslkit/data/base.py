@@ -183,10 +183,20 @@ def prepare(examples: Examples, common: dict, seed: int, path: str = "data") -> 
     if info.num_classes and ((y >= info.num_classes) | (y < UNLABELED)).any():
         bad = int(np.flatnonzero((y >= info.num_classes) | (y < UNLABELED))[0])
         raise ConfigError(path, f"row {bad}: label {int(y[bad])} is outside [0, {info.num_classes})")
+    if info.num_classes == 1:
+        only = (info.class_names or ["0"])[0]
+        raise ConfigError(path, f"dataset '{info.name}': every labeled row is of class '{only}'; classification "
+                                f"needs at least two classes")
     if examples.test_columns is not None:
         train, test = data, TensorData({k: torch.as_tensor(v) if not isinstance(v, LazyColumn) else v
                                         for k, v in examples.test_columns.items()})
     else:
+        counts = np.bincount(y[y >= 0], minlength=info.num_classes or 0)
+        lone = [int(c) for c in np.flatnonzero(counts == 1)]
+        if lone and common["test_size"]:  # scikit-learn would name the class by its index
+            names = [str(info.class_names[c]) if info.class_names else str(c) for c in lone]
+            raise ConfigError(path, f"dataset '{info.name}': class '{names[0]}' has a single labeled row; a "
+                                    f"stratified train/test split needs at least 2 rows of every class")
         try:
             tr, te = stratified_split(y, common["test_size"], seed)
         except ValueError as exc:  # scikit-learn's: a split with fewer test (or train) rows than classes

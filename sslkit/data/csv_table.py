@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import math
 from pathlib import Path
 from typing import Optional, Union
 
@@ -18,8 +20,14 @@ def _read(path: str, delimiter: str):
     p = Path(path)
     if not p.is_file():
         raise ConfigError("data.path", f"file not found: {path}")
-    with p.open(newline="") as f:
-        rows = list(csv.reader(f, delimiter=delimiter))
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError("data.path", f"{path} line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the "
+                                       f"file as UTF-8") from None
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     if not rows:
         raise ConfigError("data.path", f"{path} is empty")
     return rows[0], rows[1:]
@@ -59,10 +67,13 @@ def csv_table(seed: int, *, path: str, label_columns: Union[str, list[str]] = "l
             raise ConfigError("data.path", f"{path} line {line}: {len(row)} fields, header has {len(header)}")
         for j, i in enumerate(fi):
             try:
-                x[r, j] = float(row[i])
+                x[r, j] = value = float(row[i])
             except ValueError:
                 raise ConfigError("data.path", f"{path} line {line}, column '{feats[j]}': "
                                                f"'{row[i]}' is not a number") from None
+            if not math.isfinite(value):  # it would make the first loss NaN, far from its cause
+                raise ConfigError("data.path", f"{path} line {line}, column '{feats[j]}': '{row[i]}' is not a "
+                                               f"finite number; fill in or drop the row")
         raw_labels.append([row[i] for i in li])
     values = sorted({v for row in raw_labels for v in row if v != missing_label})
     numeric = bool(values) and all(v.lstrip("-").isdigit() for v in values)
