@@ -125,6 +125,11 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     state = checkpoint.load(tmp_path / "r" / "checkpoints" / "last.pt")
     assert state["step"] == 10
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    # before the first checkpoint, the message points at none
+    overrides["trainer.checkpoint_every"] = 20
+    with pytest.raises(TrainingError, match=r"at step 13 .*No checkpoint was written before it\.$"):
+        sslkit.run(RECIPE, overrides=overrides, out=tmp_path / "early")
+    assert not (tmp_path / "early" / "checkpoints").exists()
 
 
 def _wait_for(path, timeout=120):
