@@ -256,6 +256,13 @@ RESUME_KEYS = ("trainer.max_steps", "trainer.epochs", "trainer.progress", "train
                "trainer.checkpoint_every", "trainer.threads")
 
 
+def _resume_target(overrides) -> Optional[int]:
+    """The ``trainer.max_steps`` a ``--resume`` sets, if any: the step the continued run trains to."""
+    items = overrides if isinstance(overrides, dict) else dict(config.parse_override(s) for s in overrides)
+    value = items.get("trainer.max_steps")
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def _check_resume_overrides(overrides) -> None:
     items = overrides if isinstance(overrides, dict) else dict(config.parse_override(s) for s in overrides)
     for key in items:
@@ -264,10 +271,11 @@ def _check_resume_overrides(overrides) -> None:
                                               f"from the run so far); keys that may change: {', '.join(RESUME_KEYS)}")
 
 
-def _train(cfg: dict, run_dir: Optional[Path], resume: bool, device, stages: Optional[dict] = None) -> dict:
-    """Train one resolved recipe into ``run_dir`` (rank 0; continuing its checkpoint if ``resume``) and
-    return its final metrics. ``metrics.json`` gets ``status``: finished, failed (with the error) or
-    interrupted."""
+def _train(cfg: dict, run_dir: Optional[Path], resume: bool, device, stages: Optional[dict] = None,
+           extend_to: Optional[int] = None) -> dict:
+    """Train one resolved recipe into ``run_dir`` (rank 0; continuing its checkpoint if ``resume``, up to step
+    ``extend_to`` if given, raising ``trainer.epochs`` as needed) and return its final metrics, with ``notes``
+    for the user. ``metrics.json`` gets ``status``: finished, failed (with the error) or interrupted."""
     main = distributed.is_main()
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -290,7 +298,7 @@ def _train(cfg: dict, run_dir: Optional[Path], resume: bool, device, stages: Opt
         seed_everything(cfg["seed"])
         data = build_data(cfg)
         model = build_model(cfg, data, stages=stages)
-        trainer = Trainer(cfg, data, model, device, run_dir if main else None)
+        trainer = Trainer(cfg, data, model, device, run_dir if main else None, extend_to if resume else None)
         finished = main and state is not None and run_folder.is_finished(run_dir)
         if distributed.broadcast(finished) and state["step"] >= trainer.total_steps:
             return {**run_folder.read_metrics(run_dir), "already_finished": True} if main else {"already_finished": True}
@@ -309,6 +317,11 @@ def _train(cfg: dict, run_dir: Optional[Path], resume: bool, device, stages: Opt
     metrics["status"] = "finished"
     if main:
         run_folder.write_metrics(run_dir, metrics)
+    if trainer.replanned and cfg["trainer"]["scheduler"]["name"] != "constant":
+        before, after = trainer.replanned
+        metrics["notes"] = [f"the '{cfg['trainer']['scheduler']['name']}' schedule, planned for {before} steps, was "
+                            f"re-planned over {after}: from step {state['step']} on, the learning rate followed "
+                            f"the new plan"]
     return metrics
 
 
@@ -362,11 +375,12 @@ def run(recipe: Union[str, Path, dict, None] = None, overrides=None, out=None, r
         run_dir = distributed.broadcast(str(run_dir) if main else None)
         run_dir = Path(run_dir) if main else None
         with run_folder.RunLock(run_dir) if main else contextlib.nullcontext():
-            metrics = _train(cfg, run_dir, resuming, device)
+            metrics = _train(cfg, run_dir, resuming, device, extend_to=_resume_target(overrides) if resuming else None)
         distributed.barrier()  # rank 0 reports alone at the end: the others wait before tearing the group down
         finished_before = bool(metrics.pop("already_finished", False))
+        notes = metrics.pop("notes", [])
         note = None if finished_before else busy_machine_note(metrics.get("train_time_s", 0.0))
-        return RunResult(metrics, run_dir, finished_before, [note] if note else [])
+        return RunResult(metrics, run_dir, finished_before, notes + ([note] if note else []))
     except Exception as exc:  # under torchrun: one line naming the rank that failed, not gloo's traceback
         raise distributed.explain_failure(exc) from None
     finally:
@@ -415,7 +429,7 @@ def _train_stages(stages, names, top, resuming, only, device) -> RunResult:
         resolved = {n: cfg if "export" in cfg else {**cfg, "stages": None, **({"from": src} if src else {})}
                     for n, (cfg, src) in stages.items()}
         (top / "config.yaml").write_text(config.dump({"stages": resolved}))
-    metrics, dirs, trained = {}, {name: top / name for name in names}, False
+    metrics, dirs, trained, notes = {}, {name: top / name for name in names}, False, []
     for name in names:
         cfg, source = stages[name]
         if only is not None and name != only:
@@ -439,13 +453,14 @@ def _train_stages(stages, names, top, resuming, only, device) -> RunResult:
             raise
         distributed.barrier()  # the stage's folder is complete (rank 0 reports last) before the next starts
         trained |= not stage_metrics.pop("already_finished", False)
+        notes += [f"stage {name}: {n}" for n in stage_metrics.pop("notes", [])]
         stage_metrics.pop("status", None)
         metrics.update({f"{name}/{k}": v for k, v in stage_metrics.items()})
     metrics["status"] = "finished"
     if main and (trained or not run_folder.is_finished(top)):
         run_folder.write_metrics(top, metrics)
     note = trained and busy_machine_note(sum(v for k, v in metrics.items() if k.endswith("/train_time_s")))
-    return RunResult(metrics, top if main else None, not trained, [note] if note else [])
+    return RunResult(metrics, top if main else None, not trained, notes + ([note] if note else []))
 
 
 def _export_stage(cfg: dict, name: str, dirs: dict, resuming: bool, main: bool) -> None:

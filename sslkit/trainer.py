@@ -55,7 +55,7 @@ class Trainer:
     (the resolved recipe) and writes logs, checkpoints and figures into ``run_dir`` (rank 0)."""
 
     def __init__(self, cfg: dict, data: DataBundle, model: SSLModel, device: torch.device,
-                 run_dir: Optional[Path]):
+                 run_dir: Optional[Path], extend_to: Optional[int] = None):
         self.cfg, self.tcfg, self.data, self.device = cfg, cfg["trainer"], data, device
         self.run_dir = run_dir
         self.rank, _, self.world = distributed.world()
@@ -75,7 +75,7 @@ class Trainer:
         self.amp = (self.tcfg["precision"] == "bf16" or (self.tcfg["precision"] == "auto" and device.type == "cuda"))
         if data.info.modality == "image":
             cache_images(data)  # an image folder is decoded once, not every epoch
-        self._build_streams()
+        self._build_streams(extend_to)
         self._build_optimizers()
         # only objectives that override the no-op hook are called every step
         self._after_step = [o for o in self.model.objectives if type(o).after_step is not Objective.after_step]
@@ -88,7 +88,9 @@ class Trainer:
         self._log_file = None
 
     # ----------------------------------------------------------------- set-up
-    def _build_streams(self):
+    def _build_streams(self, extend_to: Optional[int] = None):
+        """The streams, and the plan: ``total_steps`` is ``trainer.epochs`` passes capped by ``trainer.max_steps``;
+        ``extend_to`` (a resumed run given a new ``max_steps``) raises ``trainer.epochs`` to reach it."""
         bs = self.tcfg["batch_size"]
         train = self.data.streamed_train()  # every batch carries its rows' indices (column `row`)
         sources = {"labeled": labeled_rows(train), "all": train}
@@ -120,9 +122,12 @@ class Trainer:
         updates = max(obj.updates_per_batch(self.streams[key].batch_size)  # the global batch's rows
                       for obj, route in zip(self.model.objectives, self.routes) for key in route.values())
         self.steps_per_epoch = updates * max(math.ceil(len(s.data) / s.batch_size) for s in self.streams.values())
+        if extend_to is not None and extend_to > self.tcfg["epochs"] * self.steps_per_epoch:
+            self.tcfg["epochs"] = math.ceil(extend_to / self.steps_per_epoch)  # recorded in config.yaml on resume
         self.total_steps = self.tcfg["epochs"] * self.steps_per_epoch
         if self.tcfg["max_steps"] is not None:
             self.total_steps = min(self.total_steps, self.tcfg["max_steps"])
+        self.replanned = None  # (steps planned before, steps now) when a resume changed the plan
         self.rows_per_step = sum(s.batch_size for s in self.streams.values())
 
     def _build_optimizers(self):
@@ -381,11 +386,10 @@ class Trainer:
             raise TrainingError(f"checkpoint does not match this recipe: {str(exc).splitlines()[0][:300]}") from None
         self.step = int(state["step"])
         before = state.get("total_steps", self.total_steps)
-        if before != self.total_steps and self.tcfg["scheduler"]["name"] != "constant" and self.step < self.total_steps:
-            raise ConfigError("trainer.max_steps", f"the run was planned for {before} steps and now for "
-                                                   f"{self.total_steps}; its '{self.tcfg['scheduler']['name']}' "
-                                                   f"schedule depends on the total, so the continued run would not "
-                                                   f"match either plan (a constant schedule may change its budget)")
+        if before != self.total_steps:
+            # a schedule that depends on the total (cosine, linear) follows the new plan from this step on: its
+            # learning rate is what step s of a run planned for the new total would have
+            self.replanned = (int(before), self.total_steps)
         self.train_time_s = float(state.get("train_time_s", 0.0))
         self.history = [json.loads(r) for r in state.get("history", [])]
         torch.set_rng_state(state["rng"])

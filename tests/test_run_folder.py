@@ -3,6 +3,7 @@ signal exit codes, failed runs marked, pseudo-label accuracy only over known lab
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 import sslkit
-from sslkit import checkpoint
+from sslkit import checkpoint, config
 from sslkit.errors import ConfigError
 
 from conftest import RECIPES, sslkit_main
@@ -125,11 +126,34 @@ def test_resume_refuses_what_it_would_ignore(finished, tmp_path, extra, fragment
         assert "trainer.max_steps" in proc.stderr, "the error names the keys that may change"
 
 
-def test_changing_the_budget_of_a_decaying_schedule_is_refused(tmp_path):
-    run_dir = sslkit.run(RECIPE, overrides={**TINY, "trainer.scheduler": {"name": "cosine"}},
-                         out=tmp_path / "c").run_dir
+def test_a_finished_cosine_run_extended_follows_the_new_plan_and_says_so(tmp_path):
+    """``--resume --set trainer.max_steps=N`` on a finished run trains to step N; its cosine schedule is
+    re-planned over N steps from the resumed step on (the lr is step 4's of a 6-step plan), with a note."""
+    cosine = {**TINY, "trainer.scheduler": {"name": "cosine"}}
+    run_dir = sslkit.run(RECIPE, overrides=cosine, out=tmp_path / "c").run_dir
     proc = sslkit_main("run", "--resume", run_dir, "--set", "trainer.max_steps=6")
-    assert proc.returncode == 2 and "trainer.max_steps: the run was planned for 3 steps and now for 6" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "note: the 'cosine' schedule, planned for 3 steps, was re-planned over 6: from step 3 on" in proc.stderr
+    log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    lr = {r["step"]: r["lr"] for r in log if "lr" in r}
+    base = 1e-3  # supervised_digits.yaml's adamw lr
+    assert lr[4] == pytest.approx(base * 0.5 * (1 + math.cos(math.pi * 4 / 6)))  # step 4 of the new plan
+    assert json.loads((run_dir / "metrics.json").read_text())["step"] == 6
+
+
+@pytest.mark.parametrize("override", ["trainer.max_steps=200", "trainer.epochs=2"])
+def test_a_finished_run_extends_past_its_epochs(tmp_path, override):
+    """A run that finished all its epochs continues with a larger max_steps (epochs raised to reach it, and
+    recorded) or with more epochs."""
+    over = {**TINY, "trainer.max_steps": None, "trainer.epochs": 1, "trainer.batch_size": 256,
+            "trainer.log_every": 100}
+    run_dir = sslkit.run(RECIPE, overrides=over, out=tmp_path / "e").run_dir
+    first = json.loads((run_dir / "metrics.json").read_text())["step"]
+    proc = sslkit_main("run", "--resume", run_dir, "--set", override)
+    assert proc.returncode == 0, proc.stderr
+    step = json.loads((run_dir / "metrics.json").read_text())["step"]
+    assert step == (200 if "max_steps" in override else 2 * first) and step > first
+    assert config.load_yaml(run_dir / "config.yaml")["trainer"]["epochs"] >= 2
 
 
 def test_truncated_checkpoint_is_one_sentence_naming_the_file(finished):
