@@ -47,7 +47,7 @@ def prepare_new(path: Path, overwrite: bool, option: str = "--out") -> None:
         return
     if not is_run_folder(path):
         raise ConfigError(option, f"{path} is not empty and holds no run (no config.yaml); choose another folder")
-    if not overwrite:
+    if not overwrite and not never_trained(path):  # a run that failed before its first step holds nothing to keep
         raise ConfigError(option, f"{path} already holds a run; pass --overwrite to replace it or "
                                   f"--resume {path} to continue it")
     holder = _holder(path / LOCK)
@@ -56,6 +56,16 @@ def prepare_new(path: Path, overwrite: bool, option: str = "--out") -> None:
                                   f"it cannot be overwritten while that process runs")
     for child in path.iterdir():
         shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+
+
+def never_trained(path: Path) -> bool:
+    """Whether the run in ``path`` stopped before its first step: no checkpoint, no logged step, not finished
+    (e.g. its data could not be prepared)."""
+    path = Path(path)
+    if (path / "checkpoints").exists() or read_metrics(path).get("status") not in ("failed", "interrupted"):
+        return False
+    log = path / "metrics.jsonl"
+    return not (log.is_file() and log.read_text().strip())
 
 
 def _alive(pid: int) -> bool:

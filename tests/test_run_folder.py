@@ -292,3 +292,15 @@ def test_auto_threads_uses_the_idle_cores(tmp_path, monkeypatch):
         sslkit.validate(RECIPE, ["trainer.threads=fast"])
     with pytest.raises(ConfigError, match=r"^trainer\.threads: must be >= 1, got 0"):
         sslkit.validate(RECIPE, ["trainer.threads=0"])
+
+
+def test_a_run_that_failed_before_its_first_step_does_not_block_its_folder(tmp_path):
+    """A run stopped by bad data before any step leaves a folder the next --out may reuse without
+    --overwrite; a run that trained still needs it."""
+    out = tmp_path / "r"
+    bad = sslkit_main("run", RECIPE, "--set", "data.labels_per_class=500", "--out", out)
+    assert bad.returncode == 2 and (out / "config.yaml").is_file()
+    good = sslkit_main("run", RECIPE, *_args(TINY), "--out", out)
+    assert good.returncode == 0, good.stderr
+    again = sslkit_main("run", RECIPE, *_args(TINY), "--out", out)
+    assert again.returncode == 2 and "already holds a run" in again.stderr
