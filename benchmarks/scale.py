@@ -72,7 +72,7 @@ FAMILIES = {
     # the rule reward: a learned reward model's bias gets no gradient from pairwise comparisons, so float
     # noise moves it by Adam's step size, differently at every world size, and PPO reads absolute scores
     "ppo": ("rlhf_rule.yaml", ["encoder.dim=32", "encoder.depth=1", "trainer.batch_size=16",
-                               "stages.ppo.objectives[0].minibatch_size=8"]),
+                               "stages.ppo.objectives[0].minibatch_size=2"]),  # shares of 0, 1 or 2 rows
 }
 
 

@@ -83,9 +83,7 @@ class _GatherRows(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        grad = grad.contiguous()
-        dist.all_reduce(grad)
-        return grad[ctx.rank::ctx.world]
+        return _AllSum.apply(grad)[ctx.rank::ctx.world]  # differentiable again (a gradient penalty's backward)
 
 
 class _AllSum(torch.autograd.Function):
@@ -100,9 +98,7 @@ class _AllSum(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
+        return _AllSum.apply(grad)  # the sum's own adjoint, itself differentiable (double backward)
 
 
 def all_sum_with_grad(x: torch.Tensor) -> torch.Tensor:
@@ -244,6 +240,9 @@ def gather_shards(x: torch.Tensor, n: int) -> torch.Tensor:
         return x
     W = dist.get_world_size()
     sizes = [b - a for a, b in (_share(n, r, W) for r in range(W))]
+    if x.dim() == 2:  # an empty share may come back as [0, 0]: take the features' width from the others
+        width = int(all_max(torch.tensor(x.shape[1])))
+        x = x if x.shape[1] == width else x.new_zeros(0, width)
     padded = torch.zeros((max(sizes), *x.shape[1:]), dtype=x.dtype, device=_collective_device(x))
     padded[:len(x)] = x
     parts = [torch.empty_like(padded) for _ in range(W)]
@@ -274,6 +273,14 @@ def _first_line(exc: BaseException) -> str:
 def lost_peer(exc: BaseException) -> bool:
     """Whether ``exc`` is a collective that failed because another process of the run went away."""
     return isinstance(exc, RuntimeError) and any(s in str(exc) for s in _LOST_PEER)
+
+
+def failed_anywhere(bad: bool) -> bool:
+    """Whether ``bad`` holds on any rank (``bad`` in one process): a rank that stops alone would leave the
+    others waiting in the next collective."""
+    if not active():
+        return bad
+    return bool(all_sum(torch.tensor(float(bad), dtype=torch.float64)) > 0)
 
 
 def explain_failure(exc: BaseException) -> BaseException:

@@ -382,7 +382,10 @@ def run(recipe: Union[str, Path, dict, None] = None, overrides=None, out=None, r
         note = None if finished_before else busy_machine_note(metrics.get("train_time_s", 0.0))
         return RunResult(metrics, run_dir, finished_before, notes + ([note] if note else []))
     except Exception as exc:  # under torchrun: one line naming the rank that failed, not gloo's traceback
-        raise distributed.explain_failure(exc) from None
+        failure = distributed.explain_failure(exc)
+        if failure is exc:
+            raise
+        raise failure from None
     finally:
         distributed.shutdown()
 
@@ -416,7 +419,10 @@ def _run_stages(raw, overrides, recipe, target, resuming, only, overwrite) -> Ru
         distributed.barrier()  # as in run(): no rank leaves while rank 0 still reports
         return result
     except Exception as exc:  # under torchrun: one line naming the rank that failed, not gloo's traceback
-        raise distributed.explain_failure(exc) from None
+        failure = distributed.explain_failure(exc)
+        if failure is exc:
+            raise
+        raise failure from None
     finally:
         distributed.shutdown()
 

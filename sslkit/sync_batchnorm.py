@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .distributed import active, all_sum_with_grad, world_size
+from .distributed import active, all_sum, all_sum_with_grad
 
 
 class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
@@ -32,7 +32,8 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
             return super().forward(x)
         dims = [0, *range(2, x.dim())]
         shape = [1, -1] + [1] * (x.dim() - 2)
-        count = x.numel() // x.shape[1] * world_size()
+        # every rank's values per channel (ranks may hold different numbers of rows)
+        count = float(all_sum(torch.tensor(float(x.numel() // x.shape[1]), dtype=torch.float64)))
         mean = all_sum_with_grad(x.sum(dims)) / count
         var = all_sum_with_grad(((x - mean.view(shape)) ** 2).sum(dims)) / count
         if self.track_running_stats:

@@ -47,6 +47,8 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError("trainer.device", f"unknown device '{name}' (use auto, cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trainer.device", "CUDA requested but torch.cuda.is_available() is False")
+    if device.type == "cuda" and device.index is None:  # each torchrun process its own GPU
+        device = torch.device("cuda", distributed.world()[1])
     return device
 
 
@@ -171,11 +173,14 @@ class Trainer:
         for player in self.model.players:
             with autocast:
                 total, outs = self.net(batches, player)
-            if not math.isfinite(total.item()):  # one host sync; .item() is cheaper than isfinite + bool
+            # one host sync (.item() is cheaper than isfinite + bool); under torchrun every rank stops together
+            finite = math.isfinite(total.item())
+            if distributed.failed_anywhere(not finite):
                 bad = [n for n, o in outs.items() if not torch.isfinite(o.loss).all()] or list(outs)
+                where = (f"on another process's rows" if finite else
+                         f"({float(total.detach())}) in objective '{bad[0]}'")
                 kept = self.run_dir is not None and (self.run_dir / "checkpoints" / "last.pt").is_file()
-                raise TrainingError(f"non-finite loss ({float(total.detach())}) in objective '{bad[0]}' at step "
-                                    f"{self.step + 1} (player '{player}'); stopping. "
+                raise TrainingError(f"non-finite loss {where} at step {self.step + 1} (player '{player}'); stopping. "
                                     + (f"The last good checkpoint is kept in {self.run_dir}/checkpoints."
                                        if kept else "No checkpoint was written before it."))
             opt = self.optimizers[player]

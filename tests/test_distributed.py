@@ -181,3 +181,51 @@ def test_a_rank_whose_collective_failed_names_the_rank_that_failed(monkeypatch):
     told = distributed.explain_failure(gloo)
     assert str(told).startswith("rank 1 failed: bad row 7; rank 0 stopped with it (")
     assert "\n" not in str(told)
+
+
+def _collectives_worker(rank: int, world: int, port: int, out: str) -> None:
+    """Rank ``rank`` of ``world`` gloo processes: checks of the collectives against one process's answer,
+    with uneven rows per rank (a PPO minibatch's share can be any size, even empty)."""
+    import torch.distributed as dist
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    x = torch.randn(7, 3, 4)  # 7 rows: rank 0 holds 5 of them, rank 1 holds 2
+    rows = [slice(0, 5), slice(5, 7)][rank]
+    ref = nn.BatchNorm1d(3)
+    mine = GlobalBatchNorm(3)
+    xa = x.clone().requires_grad_(True)
+    (ref(xa) ** 3).sum().backward()
+    xb = x[rows].clone().requires_grad_(True)
+    (mine(xb) ** 3).sum().backward()
+    torch.testing.assert_close(xb.grad, xa.grad[rows], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(mine.running_var, ref.running_var)
+    torch.testing.assert_close(mine.running_mean, ref.running_mean)
+    # an R1-style penalty through synchronised BatchNorm: the gradient of the penalty on the inputs' gradients
+    # (double backward through the statistics' sums), summed over the ranks as DDP's average then divides it
+    v = torch.randn(3, 4)
+
+    def d_and_penalty(bn, inputs, weight):
+        inputs = inputs.clone().requires_grad_(True)
+        score = (bn(inputs) * weight).sum()  # this process's rows' scores, summed
+        (g,) = torch.autograd.grad(score, inputs, create_graph=True)
+        return g.pow(2).sum()
+
+    ref_v, mine_v = v.clone().requires_grad_(True), v.clone().requires_grad_(True)
+    (gv_ref,) = torch.autograd.grad(d_and_penalty(nn.BatchNorm1d(3), x, ref_v), ref_v)
+    (gv,) = torch.autograd.grad(d_and_penalty(GlobalBatchNorm(3), x[rows], mine_v), mine_v)
+    torch.testing.assert_close(distributed.all_sum(gv), gv_ref, rtol=1e-4, atol=1e-4)
+    Path(out, f"ok{rank}").write_text("ok")
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_global_batchnorm_and_gather_rows_match_one_process_with_uneven_rows(tmp_path):
+    """GlobalBatchNorm over ranks holding 5 and 2 rows equals BatchNorm over the 7: the inputs' gradients, the
+    running statistics, and the gradient of a penalty on the inputs' gradients (R1, WGAN-GP: a double backward
+    through the statistics' collective sums)."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_collectives_worker, args=(2, scale.free_port(), str(tmp_path)), nprocs=2, join=True)
+    assert (tmp_path / "ok0").is_file() and (tmp_path / "ok1").is_file()

@@ -122,7 +122,7 @@ class PPO(RolloutObjective):
                  vf_coef: NonNegative = 0.1, entropy_coef: NonNegative = 0.0, ppo_epochs: Count = 4,
                  minibatch_size: Optional[Count] = None, response_tokens: Count = 12, temperature: Positive = 1.0,
                  whiten_rewards: bool = False, eval_prompts: Count = 128):
-        super().__init__()
+        super().__init__(ctx.seed)
         enc = ctx.encoder
         if (reward_fn is None) == (reward_model is None):
             raise ConfigError(f"{ctx.path}.reward_fn", "give exactly one of reward_model (a stage) and reward_fn "
@@ -209,7 +209,8 @@ class PPO(RolloutObjective):
         rank holds all of it (the checkpoint resumes at any number of processes)."""
         ref = self.ref.to(prompt.device)
         width = int(all_max(prompt_len.max())) + self.response_tokens  # one shape for every rank's rows
-        uniforms = for_my_rows(lambda N: torch.rand(N, width, device=prompt.device), len(prompt))
+        g = self.rollout_generator(prompt.device)
+        uniforms = for_my_rows(lambda N: torch.rand(N, width, device=prompt.device, generator=g), len(prompt))
         seq = self.sample(prompt, prompt_len, encoder, uniforms=uniforms, width=width)
         was = encoder.training
         encoder.eval()

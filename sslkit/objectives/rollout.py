@@ -18,6 +18,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..data.loader import mix
 from ..distributed import rank as dist_rank
 from ..distributed import world_size
 from .base import Objective, Output
@@ -32,10 +33,17 @@ class RolloutObjective(Objective):
     epochs: int = 1
     minibatch_size: Optional[int] = None
 
-    def __init__(self):
+    def __init__(self, seed: int = 0):
         super().__init__()
+        self.seed = seed
         self.buffer: Optional[dict] = None  # tensors with one row per rollout row, and "stats" to log
         self.queue: list = []  # index tensors of the minibatches still to update on
+        self.rollouts = 0  # collected so far: with the seed, it seeds each rollout's own random numbers
+
+    def rollout_generator(self, device, stream: int = 0) -> torch.Generator:
+        """A generator seeded from (seed, rollouts collected, ``stream``): the same random numbers on every rank
+        and at any number of processes, whatever else drew from torch's (dropout draws per rank)."""
+        return torch.Generator(device=device).manual_seed(mix(self.seed, self.rollouts, stream))
 
     def collect(self, batch: dict, encoder: nn.Module) -> dict:  # pragma: no cover - interface
         """The rollout of one batch: tensors with a row per example, plus ``stats`` (a dict of logged scalars)."""
@@ -50,9 +58,9 @@ class RolloutObjective(Objective):
 
     def schedule(self, n: int) -> list:
         """The minibatches of a rollout of ``n`` rows: ``epochs`` random permutations, each cut into
-        ``minibatch_size`` pieces (drawn from the global, checkpointed generator)."""
-        size = self.minibatch_size or n
-        return [idx for _ in range(self.epochs) for idx in torch.randperm(n).split(size)]
+        ``minibatch_size`` pieces (drawn from :meth:`rollout_generator`)."""
+        size, g = self.minibatch_size or n, self.rollout_generator("cpu")
+        return [idx for _ in range(self.epochs) for idx in torch.randperm(n, generator=g).split(size)]
 
     def updates_per_batch(self, n: int) -> int:
         """How many optimizer updates one batch of ``n`` rows makes."""
@@ -63,6 +71,7 @@ class RolloutObjective(Objective):
             self.buffer = self.collect(batch, encoder)
             rows = next(v for k, v in self.buffer.items() if k != "stats")
             self.queue = self.schedule(len(rows))
+            self.rollouts += 1
         idx = self.queue.pop(0)
         # under torchrun the buffer is the global rollout (collect gathers it): a rank updates on the rows of
         # the minibatch that it sampled (row g of the global batch is rank g % W's)
@@ -73,7 +82,8 @@ class RolloutObjective(Objective):
 
     # the rollout in progress is part of the training state
     def get_extra_state(self):
-        return {"buffer": self.buffer, "queue": list(self.queue)}
+        return {"buffer": self.buffer, "queue": list(self.queue), "rollouts": self.rollouts}
 
     def set_extra_state(self, state):
         self.buffer, self.queue = state["buffer"], list(state["queue"])
+        self.rollouts = int(state.get("rollouts", 0))
