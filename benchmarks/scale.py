@@ -61,6 +61,7 @@ FAMILIES = {
     "mlm": ("lm_mlm.yaml", [*TEXT_SMALL, "encoder.dropout=0.0"]),
     "span": ("lm_span.yaml", [*TEXT_SMALL, "encoder.dropout=0.0"]),
     "plm": ("lm_plm.yaml", [*TEXT_SMALL, "encoder.dropout=0.0"]),
+    "plm_mpnet": ("lm_plm.yaml", [*TEXT_SMALL, "encoder.dropout=0.0", "objectives[0].style=mpnet"]),
     "dae": ("lm_dae.yaml", [*TEXT_SMALL, "encoder.dropout=0.0"]),
     "rtd": ("lm_rtd.yaml", [*TEXT_SMALL, "encoder.dropout=0.0"]),
     "nsp": ("lm_nsp.yaml", [*TEXT_SMALL, "encoder.dropout=0.0"]),

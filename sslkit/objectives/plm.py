@@ -167,11 +167,17 @@ class PermutedLM(TokenPrediction):
 
     def _mpnet_logits(self, x, encoder, g, noise):
         B, T = x.shape
-        order, pred_cols, slot_valid = mpnet_permutation(x, self.tokenizer, self.mpnet_p, g)
-        target = x.gather(1, pred_cols)
         # MPNet's mask_perm: 80/10/10 while training; at test time only [MASK], so no slot shows its own token
         mask_ratio, random_ratio = (0.8, 0.1) if noise else (1.0, 0.0)
-        slots, _, _ = apply_replacement(target, slot_valid, self.tokenizer, mask_ratio, random_ratio, g)
+
+        def permute(ids):
+            order, pred_cols, slot_valid = mpnet_permutation(ids, self.tokenizer, self.mpnet_p, g)
+            target = ids.gather(1, pred_cols)
+            slots = apply_replacement(target, slot_valid, self.tokenizer, mask_ratio, random_ratio, g)[0]
+            return order, pred_cols, slot_valid, target, slots
+
+        # in training, drawn for the global batch's rows (the same at any number of processes)
+        order, pred_cols, slot_valid, target, slots = on_global_rows(permute, x) if noise else permute(x)
         content_mask, query_mask = mpnet_masks(order, slot_valid, x == self.tokenizer.pad_id)
         # the slots take the positions of the predicted tokens, so every position stays < T
         positions = torch.cat([torch.arange(T, device=x.device).expand(B, T), pred_cols], 1)
