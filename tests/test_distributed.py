@@ -211,7 +211,7 @@ def _collectives_worker(rank: int, world: int, port: int, out: str) -> None:
 
 
 @pytest.mark.slow
-def test_global_batchnorm_and_gather_rows_match_one_process_with_uneven_rows(tmp_path):
+def test_global_batchnorm_matches_one_process_with_uneven_rows_and_twice_differentiated(tmp_path):
     """GlobalBatchNorm over ranks holding 5 and 2 rows equals BatchNorm over the 7: the inputs' gradients, the
     running statistics, and the gradient of a penalty on the inputs' gradients (R1, WGAN-GP: a double backward
     through the statistics' collective sums)."""
