@@ -19,7 +19,7 @@ def test_recipe_runs_at_smoke_size(path, tmp_path, monkeypatch, request):
     monkeypatch.chdir(ROOT)  # recipes name their data (examples/own_data/...) relative to the repository root
     for kind in ("bert", "gpt2", "llama"):
         if f"models/tiny-{kind}" in path.read_text():  # the folder `python -m sslkit.encoders.hf_tiny` makes
-            shutil.copytree(request.getfixturevalue("hf_models")[kind], tmp_path / "models" / f"tiny-{kind}")
+            shutil.copytree(request.getfixturevalue("hf_models")[kind], tmp_path / "runs" / "models" / f"tiny-{kind}")
             monkeypatch.chdir(tmp_path)
     data = recipe_smoke_overrides(path, tmp_path / "data")  # image datasets: tiny files, nothing downloaded
     sslkit.validate(path, [f"{k}={v}" for k, v in data.items()])

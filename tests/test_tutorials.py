@@ -47,6 +47,20 @@ def test_tutorials_have_commands():
         assert list(commands(p)), f"{p.name} has no runnable command"
 
 
+def test_tutorial_commands_write_only_into_ignored_folders():
+    """What a reader's copy of a command writes (a model folder, a run) lands under ``runs/``, which git
+    ignores, so following a tutorial leaves the checkout clean."""
+    ignored = [line.strip().rstrip("/") for line in (ROOT / ".gitignore").read_text().splitlines()]
+    for path in TUTORIALS:
+        for command in commands(path):
+            argv = shlex.split(command)
+            written = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--out", "--to")]
+            if argv[:3] == ["python", "-m", "sslkit.encoders.hf_tiny"]:
+                written.append(argv[-1])
+            for folder in written:
+                assert folder.split("/")[0] in ignored, f"{path.name}: `{command}` writes {folder}"
+
+
 @pytest.mark.parametrize("path,command", CASES, ids=[f"{p.stem}:{i}" for i, (p, _) in enumerate(CASES)])
 def test_tutorial_command(path, command, tmp_path, monkeypatch):
     argv = shlex.split(command)

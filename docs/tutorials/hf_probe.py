@@ -1,6 +1,6 @@
 """Tutorial 08: load an exported model with ``transformers`` alone and probe its features.
 
-    python docs/tutorials/hf_probe.py runs/hf_docstrings/export models/tiny-bert
+    python docs/tutorials/hf_probe.py runs/hf_docstrings/export runs/models/tiny-bert
 
 For each model folder: ``AutoTokenizer`` + ``AutoModel`` (no sslkit), the mean state of every
 labeled docstring, then a logistic-regression probe (scikit-learn) trained on 20 docstrings per class
@@ -55,7 +55,7 @@ def probe(x, y, per_class=20, seed=0):
 
 
 if __name__ == "__main__":
-    folders = sys.argv[1:] or ["runs/hf_docstrings/export", "models/tiny-bert"]
+    folders = sys.argv[1:] or ["runs/hf_docstrings/export", "runs/models/tiny-bert"]
     texts, y = docstrings()
     if SMOKE:
         keep = np.random.RandomState(0).permutation(len(y))[:300]

@@ -3,7 +3,7 @@ written with ``save_pretrained``: what the tests, the tutorial and the benchmark
 nothing may be downloaded. A folder made here has the layout of any model on the Hub
 (``config.json``, ``model.safetensors``, ``tokenizer.json`` ...), so it stands in for a real one.
 
-    python -m sslkit.encoders.hf_tiny bert models/tiny-bert    # also: gpt2, llama
+    python -m sslkit.encoders.hf_tiny bert runs/models/tiny-bert    # also: gpt2, llama
 
 Kinds: ``bert`` (WordPiece, ``[PAD] [UNK] [CLS] [SEP] [MASK]``, a masked-LM head), ``gpt2`` (byte-level
 BPE with ``<|endoftext|>`` as its only special token, as GPT-2's own tokenizer), ``llama`` (byte-level
