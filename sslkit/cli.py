@@ -57,16 +57,22 @@ def run(recipe, overrides, out, overwrite, resume, stage):
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--to", "to", required=True, type=click.Path(), help="New folder to write the encoder into.")
-def export(run_dir, to):
+@click.option("--stage", help="Of a staged run, the stage to export (default: its last trained stage).")
+def export(run_dir, to, stage):
     """Write the trained encoder of RUN_DIR for use without sslkit (save_pretrained for hf encoders,
-    else safetensors + sslkit_encoder.json)."""
+    else safetensors + sslkit_encoder.json). Of a staged run, the last trained stage unless --stage."""
+    from pathlib import Path
+
     from .export import export as export_run
+    from .export import run_folder_of
 
     try:
-        folder = export_run(run_dir, to)
+        source = run_folder_of(Path(run_dir), stage)
+        folder = export_run(run_dir, to, stage=stage)
     except SSLKitError as exc:
         _fail(exc)
-    click.echo(f"exported to {folder}")
+    what = f"stage '{source.name}' of {run_dir}" if source != Path(run_dir) else str(run_dir)
+    click.echo(f"exported {what} to {folder}")
 
 
 @main.command()

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Optional
 
 from .config import read_yaml
 from .encoders.capabilities import Exportable
-from .errors import ConfigError
+from .errors import ConfigError, did_you_mean
 
 CONFIG = "sslkit_encoder.json"
 WEIGHTS = "encoder.safetensors"
@@ -27,12 +28,23 @@ def is_export(path) -> bool:
     return (Path(path) / CONFIG).is_file()
 
 
-def _run_folder(run_dir: Path) -> Path:
-    """The run folder to export: ``run_dir`` itself, or the last trained stage of a staged run."""
-    if (run_dir / "checkpoints" / "last.pt").is_file():
-        return run_dir
+def run_folder_of(run_dir: Path, stage: Optional[str] = None) -> Path:
+    """The run folder to export: ``run_dir`` itself, or a stage of a staged run (``stage``, by default the last
+    trained one)."""
     cfg_file = run_dir / "config.yaml"
     stages = (read_yaml(cfg_file.read_text()) or {}).get("stages") if cfg_file.is_file() else None
+    if stage is not None:
+        if not stages:
+            raise ConfigError("--stage", f"{run_dir} is not a staged run")
+        trained = [n for n, s in stages.items() if "export" not in s]
+        if stage not in trained:
+            raise ConfigError("--stage", f"'{stage}' is not a trained stage of {run_dir} (stages: "
+                                         f"{', '.join(trained)}){did_you_mean(stage, trained)}")
+        if not (run_dir / stage / "checkpoints" / "last.pt").is_file():
+            raise ConfigError("--stage", f"stage '{stage}' of {run_dir} has no checkpoint (it has not run)")
+        return run_dir / stage
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        return run_dir
     if stages:
         trained = [run_dir / n for n, s in stages.items() if "export" not in s and (run_dir / n / "checkpoints" / "last.pt").is_file()]
         if trained:
@@ -40,9 +52,10 @@ def _run_folder(run_dir: Path) -> Path:
     raise ConfigError(str(run_dir), "not a finished run folder (no checkpoints/last.pt, nor a staged run with one)")
 
 
-def export(run_dir, to, path: str = "--to") -> Path:
-    """Export the encoder of the run (or staged run) ``run_dir`` into the new folder ``to``; returns it.
-    ``path`` names the recipe key or option that gave ``to`` in errors."""
+def export(run_dir, to, path: str = "--to", stage: Optional[str] = None) -> Path:
+    """Export the encoder of the run ``run_dir`` (of a staged run: of ``stage``, by default its last trained
+    stage) into the new folder ``to``; returns it. ``path`` names the recipe key or option that gave ``to``
+    in errors."""
     from safetensors.torch import save_file
 
     from .runner import load_run
@@ -50,7 +63,7 @@ def export(run_dir, to, path: str = "--to") -> Path:
     to = Path(to)
     if to.exists():
         raise ConfigError(path, f"{to} already exists; export into a new folder")
-    source = _run_folder(Path(run_dir))
+    source = run_folder_of(Path(run_dir), stage)
     cfg, data, model = load_run(source)
     encoder = model.encoder
     tmp = to.with_name(f".{to.name}.partial")

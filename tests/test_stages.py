@@ -129,3 +129,20 @@ def _write_staged(tmp_path):
     path = tmp_path / "staged.yaml"
     path.write_text(yaml.safe_dump(STAGED, sort_keys=False))
     return path
+
+
+@pytest.mark.slow
+def test_export_of_a_staged_run_says_which_stage_and_takes_stage(tmp_path):
+    """`sslkit export` of a staged run exports its last trained stage and says so; --stage picks another;
+    an unknown stage is exit 2 naming the stages."""
+    from sslkit.export import CONFIG
+
+    sslkit.run(STAGED, overrides={"trainer.max_steps": 2}, out=tmp_path / "p")
+    last = sslkit_main("export", tmp_path / "p", "--to", tmp_path / "e1")
+    assert last.returncode == 0 and f"exported stage 'fine' of {tmp_path / 'p'}" in last.stdout
+    pre = sslkit_main("export", tmp_path / "p", "--to", tmp_path / "e2", "--stage", "pre")
+    assert pre.returncode == 0 and "exported stage 'pre'" in pre.stdout
+    assert json.loads((tmp_path / "e2" / CONFIG).read_text())["run"] == str(tmp_path / "p" / "pre")
+    bad = sslkit_main("export", tmp_path / "p", "--to", tmp_path / "e3", "--stage", "fin")
+    assert bad.returncode == 2 and "--stage: 'fin' is not a trained stage" in bad.stderr and "did you mean 'fine'" in bad.stderr
+    assert not (tmp_path / "e3").exists()
