@@ -13,14 +13,16 @@ the recipe and their defaults shown by ``sslkit describe``.
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 import inspect
+import os
 import pkgutil
 import re
+import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+import torch
 
 from .errors import ConfigError, did_you_mean
 
@@ -212,6 +214,18 @@ def load_builtin_parts() -> None:
 
     for ep in entry_points(group="sslkit.plugins"):
         ep.load()
+
+
+def unimplemented(cls: type) -> list:
+    """The methods a registered part's class must define and does not: a module's ``forward``, and every
+    method its bases declare ``@abstractmethod`` (a classifier objective's ``logits``, a rollout's ``collect``
+    and ``update``, ...). ``nn.Module`` is no ``ABC``, so nothing else refuses such a class before it runs."""
+    if not isinstance(cls, type):
+        return []
+    missing = [name for name in dir(cls) if getattr(getattr(cls, name, None), "__isabstractmethod__", False)]
+    if getattr(cls, "forward", None) is torch.nn.Module.forward:
+        missing.insert(0, "forward")
+    return missing
 
 
 def import_user_modules(modules: list[str], path: str = "imports") -> None:

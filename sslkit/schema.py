@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional, Union
 
 from .errors import ConfigError, did_you_mean
-from .registry import registry
+from .registry import registry, unimplemented
 
 
 @dataclass(frozen=True)
@@ -272,4 +272,9 @@ def build(kind: str, cfg, *context, path: str = "", common: type | None = None, 
     checked = check_part(cfg, part, path)
     _, own = split_common(checked, part)
     entry = registry(kind).get(checked["name"], f"{path}.name")
+    missing = unimplemented(entry.target)
+    if missing:  # found when the recipe is built, not as a traceback at the first evaluation
+        raise ConfigError(f"{path}.name", f"{kind[:-1]} '{checked['name']}' ({entry.target.__module__}."
+                                          f"{entry.target.__qualname__}) does not define {', '.join(missing)}, which "
+                                          f"its base class needs")
     return entry.target(*context, **more_context, **own)

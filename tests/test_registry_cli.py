@@ -110,3 +110,44 @@ def test_the_sslkit_command_imports_modules_from_the_working_folder(tmp_path):
                           cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "balanced_accuracy" in (tmp_path / "run" / "metrics.json").read_text()
+
+
+@pytest.mark.slow
+def test_the_readme_extending_example_runs_as_printed(tmp_path, monkeypatch):
+    """The README's objective, saved as my_objectives.py, and its command, from that folder."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Extending"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    command = re.search(r"```bash\n(.*?)```", section, re.S).group(1).replace("\\\n", " ")
+    (tmp_path / "my_objectives.py").write_text(code)
+    monkeypatch.chdir(tmp_path)
+    argv = shlex.split(command)
+    assert argv[:2] == ["sslkit", "run"]
+    recipe = str(RECIPES / Path(argv[2]).name)
+    proc = sslkit_main("run", recipe, *argv[3:], "--set", "trainer.max_steps=3", "--set", "trainer.progress=false",
+                       "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    assert "test_accuracy" in (tmp_path / "run" / "metrics.json").read_text()
+
+
+def test_an_objective_without_a_method_its_base_needs_is_refused_at_build():
+    from sslkit.objectives import Classifier, Output
+    from sslkit.runner import validate
+
+    @register("objectives", "test_no_logits")
+    class NoLogits(Classifier):
+        """A classifier that forgot logits."""
+
+        def __init__(self, ctx):
+            super().__init__()
+
+        def forward(self, batch, encoder):
+            return Output(encoder(batch["labeled"]["x"]).sum())
+
+    with pytest.raises(ConfigError, match=r"objectives\[0\]\.name: objective 'test_no_logits' .* does not define "
+                                          r"logits, which its base class needs"):
+        validate({"data": {"name": "digits"}, "objectives": [{"name": "test_no_logits"}]})

@@ -16,6 +16,8 @@ recipe. An objective
 """
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional
 
@@ -108,6 +110,7 @@ class Classifier(Objective):
     """Mixin for objectives with a class-prediction head: ``logits(x, encoder)``; reports
     ``test_accuracy`` on the test split."""
 
+    @abstractmethod
     def logits(self, x: torch.Tensor, encoder: nn.Module) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 

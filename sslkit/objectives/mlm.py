@@ -3,6 +3,8 @@ row is seen), 15 % of the tokens with the 80/10/10 rule, loss on the selected to
 L = -(1/|M|) sum_{t in M} log p(x_t | x_masked)."""
 from __future__ import annotations
 
+from abc import abstractmethod
+
 
 import torch
 
@@ -32,6 +34,7 @@ class MaskedObjective(TokenPrediction):
         self.register_buffer("kinds", token_kinds(self.tokenizer), persistent=False)
         self.head = lm_head(ctx.encoder)
 
+    @abstractmethod
     def corrupt(self, x: torch.Tensor, generator=None) -> tuple:  # pragma: no cover - interface
         raise NotImplementedError
 

@@ -12,6 +12,8 @@ hidden in ``forward``:
 """
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import math
 from typing import Optional
 
@@ -45,10 +47,12 @@ class RolloutObjective(Objective):
         and at any number of processes, whatever else drew from torch's (dropout draws per rank)."""
         return torch.Generator(device=device).manual_seed(mix(self.seed, self.rollouts, stream))
 
+    @abstractmethod
     def collect(self, batch: dict, encoder: nn.Module) -> dict:  # pragma: no cover - interface
         """The rollout of one batch: tensors with a row per example, plus ``stats`` (a dict of logged scalars)."""
         raise NotImplementedError
 
+    @abstractmethod
     def update(self, rows: dict, stats: dict, encoder: nn.Module) -> Output:  # pragma: no cover - interface
         """The loss of one minibatch ``rows`` of the buffer (``stats``: the rollout's logged scalars)."""
         raise NotImplementedError

@@ -3,6 +3,8 @@
 scores the same predictions on the test split with the corruption drawn from a fixed seed."""
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import torch
 
 from ..data.stream import StreamSpec
@@ -22,6 +24,7 @@ class TokenPrediction(Objective):
     def streams(self):
         return {"all": StreamSpec("all")}
 
+    @abstractmethod
     def predictions(self, x: torch.Tensor, encoder, generator=None, train: bool = False) -> tuple:
         """``(logits [N, V], targets [N])`` of the predicted tokens of the rows ``x`` (``train``: the
         training-time corruption, where it differs from the evaluated one)."""

@@ -13,6 +13,8 @@ an EMA teacher) moves to the device and goes into checkpoints.
 """
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -86,6 +88,7 @@ class Relation(nn.Module):
     reads_weak_view: bool = True
     reads_batch: bool = True
 
+    @abstractmethod
     def forward(self, inp: RelationInput) -> Targets:  # pragma: no cover - interface
         raise NotImplementedError
 
