@@ -40,10 +40,12 @@ def test_built_encoders_meet_the_protocol_they_declare():
 def test_an_objective_on_an_encoder_without_its_capability_is_one_line():
     with pytest.raises(ConfigError) as err:
         sslkit.validate(RECIPES / "lm_mlm.yaml", ["encoder={name: gpt}"])
-    assert str(err.value) == ("objectives[0]: 'mlm' needs a bidirectional token encoder; encoder 'gpt' is not one "
-                              "(bidirectional token encoders: hf, lstm, seq2seq, transformer)")
-    with pytest.raises(ConfigError, match=r"objectives\[0\]: 'clm' needs a causal token encoder; encoder "
-                                          r"'transformer' is not one \(causal token encoders: gpt, hf, lstm\)"):
+    assert str(err.value) == ("objectives[0]: 'mlm' needs a bidirectional token encoder; this 'gpt' encoder is causal: "
+                              "each token sees only the tokens before it (bidirectional token encoders: hf, lstm, "
+                              "seq2seq, transformer)")
+    with pytest.raises(ConfigError, match=r"objectives\[0\]: 'clm' needs a causal token encoder; this 'transformer' "
+                                          r"encoder is bidirectional: each token sees the whole row \(causal token "
+                                          r"encoders: gpt, hf, lstm\)"):
         sslkit.validate(RECIPES / "lm_clm.yaml", ["encoder={name: transformer}"])
     with pytest.raises(ConfigError, match=r"'dae' needs an encoder-decoder; encoder 'transformer'"):
         sslkit.validate(RECIPES / "lm_dae.yaml", ["encoder={name: transformer}"])

@@ -192,8 +192,13 @@ def test_rlhf_stages_on_gpt2(hf_models, tmp_path):
 # ---------------------------------------------------------------- errors
 def test_clear_errors(hf_models, text_dir, tmp_path):
     data = {"name": "text_files", "root": str(text_dir), "max_length": 24}
-    with pytest.raises(ConfigError, match=r"^objectives\[0\]: 'clm' needs a causal token encoder; encoder 'hf'"):
+    with pytest.raises(ConfigError, match=r"^objectives\[0\]: 'clm' needs a causal token encoder; this 'hf' encoder "
+                                          r"is bidirectional: each token sees the whole row \(causal token encoders: "
+                                          r"gpt, hf with another model, lstm\)"):
         built(recipe(hf_models["bert"], [{"name": "clm"}], data))
+    with pytest.raises(ConfigError, match=r"^objectives\[0\]: 'mlm' needs a bidirectional token encoder; this 'hf' "
+                                          r"encoder is causal: .*\(bidirectional token encoders: hf with another model"):
+        built(recipe(hf_models["gpt2"], [{"name": "mlm"}], data))
     with pytest.raises(ConfigError, match=r"^data.max_length: rows of 200 ids exceed the model's 128 positions"):
         built(recipe(hf_models["bert"], [{"name": "supervised"}], {**data, "max_length": 200}))
     empty = tmp_path / "no_weights"

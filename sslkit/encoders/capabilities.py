@@ -134,12 +134,14 @@ class Capability:
     """A named requirement on the encoder: a protocol and, optionally, a condition on the built encoder.
 
     name: how error messages and ``sslkit describe`` call it. protocol: the runtime-checkable protocol.
-    condition: a further test of the built encoder (e.g. that it is causal).
+    condition: a further test of the built encoder (e.g. that it is causal). unmet: what a built encoder that
+    has the protocol but fails the condition is, for the error (e.g. "causal": a property of its model).
     """
 
     name: str
     protocol: type
     condition: Optional[Callable[[Any], bool]] = None
+    unmet: str = ""
 
     def met_by(self, encoder: nn.Module) -> bool:
         return isinstance(encoder, self.protocol) and (self.condition is None or bool(self.condition(encoder)))
@@ -173,12 +175,14 @@ def _members(protocol: type) -> tuple:
 
 
 TOKEN = Capability("token encoder", TokenEncoder)
-CAUSAL = Capability("causal token encoder", TokenEncoder, lambda e: e.causal)
-BIDIRECTIONAL = Capability("bidirectional token encoder", TokenEncoder, lambda e: not e.causal)
+_CAUSAL = "causal: each token sees only the tokens before it"
+_BIDIRECTIONAL = "bidirectional: each token sees the whole row"
+CAUSAL = Capability("causal token encoder", TokenEncoder, lambda e: e.causal, _BIDIRECTIONAL)
+BIDIRECTIONAL = Capability("bidirectional token encoder", TokenEncoder, lambda e: not e.causal, _CAUSAL)
 ENCODER_DECODER = Capability("encoder-decoder", EncoderDecoder)
 DIRECTIONAL = Capability("bidirectional encoder with separate directions", DirectionalEncoder,
-                         lambda e: not e.causal)
-TWO_STREAM = Capability("bidirectional two-stream encoder", TwoStreamEncoder, lambda e: not e.causal)
+                         lambda e: not e.causal, _CAUSAL)
+TWO_STREAM = Capability("bidirectional two-stream encoder", TwoStreamEncoder, lambda e: not e.causal, _CAUSAL)
 IMAGE = Capability("image encoder", ImageEncoder)
 LM_HEAD = Capability("token encoder with its own language-model head", LanguageModel,
                      lambda e: getattr(e, "has_lm_head", True))
@@ -205,5 +209,10 @@ def check_requirements(objective_cls: type, encoder: nn.Module, encoder_name: st
     for capability in getattr(objective_cls, "requires", ()):
         if not capability.met_by(encoder):
             article = "an" if capability.name[0] in "aeiou" else "a"
+            if capability.unmet and isinstance(encoder, capability.protocol):  # this model decides, not the name
+                able = ", ".join(f"{n} with another model" if n == encoder_name else n
+                                 for n in encoders_with(capability))
+                raise ConfigError(path, f"'{objective_name}' needs {article} {capability.name}; this '{encoder_name}' "
+                                        f"encoder is {capability.unmet} ({capability.name}s: {able})")
             raise ConfigError(path, f"'{objective_name}' needs {article} {capability.name}; encoder '{encoder_name}' "
                                     f"is not one ({capability.name}s: {', '.join(encoders_with(capability))})")
