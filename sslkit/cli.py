@@ -122,18 +122,34 @@ def _format_type(p) -> str:
 
 @main.command()
 @click.argument("name")
-def describe(name):
-    """Show a part's parameters (with defaults) and its documentation. NAME may be KIND/NAME."""
+@click.option("--import", "imports", multiple=True, metavar="MODULE",
+              help="Import MODULE first, as a recipe's imports: does (its parts register themselves).")
+def describe(name, imports):
+    """Show a part's parameters (with defaults) and its documentation. NAME may be KIND/NAME, or a recipe
+    section: recipe, trainer, data, encoder, objective, regularizer."""
+    from .config import SECTIONS, section_keys
     from .encoders.capabilities import capabilities_of
     from .errors import ConfigError, did_you_mean
     from .registry import KINDS, find, registry
 
+    from .registry import import_user_modules
+
+    try:
+        import_user_modules(list(imports), path="--import")
+    except SSLKitError as exc:
+        _fail(exc)
+    if name in SECTIONS:  # a recipe section: its keys, as the recipe checks them
+        cls = SECTIONS[name]
+        click.echo(f"{name}: {(cls.__doc__ or '').strip() or 'recipe keys'}")
+        for key, kind, default, comment in section_keys(cls):
+            click.echo(f"  {key}: {kind} = {json.dumps(default, default=str)}" + (f"  # {comment}" if comment else ""))
+        return
     try:
         entries = find(name)
     except SSLKitError as exc:
         _fail(exc)
     if not entries:
-        known = [n for k in KINDS for n in registry(k).names()]
+        known = [n for k in KINDS for n in registry(k).names()] + list(SECTIONS)
         _fail(ConfigError(name, f"no part is called '{name}'{did_you_mean(name, known)}; see `sslkit list`"))
     for entry in entries:
         click.echo(f"{entry.kind[:-1]} '{entry.name}'  ({entry.target.__module__}.{entry.target.__qualname__})")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
@@ -52,7 +53,9 @@ class RegularizerCommon:
 
 @dataclass
 class TrainerConfig:
-    epochs: Annotated[int, Range(1)] = 10
+    """The ``trainer:`` section: the loop, its optimizer and schedule, devices, logging and checkpoints."""
+
+    epochs: Annotated[int, Range(1)] = 10  # passes over the longest stream
     max_steps: Optional[Annotated[int, Range(1)]] = None  # caps any run (smoke tests)
     batch_size: Annotated[int, Range(1)] = 64  # global batch, split across DDP ranks
     optimizer: Annotated[dict, Part("optimizers", default="adamw")] = field(
@@ -67,9 +70,9 @@ class TrainerConfig:
     # init_from use the average. null: off
     ema_decay: Optional[Annotated[float, Range(0, 1, min_open=True, max_open=True)]] = None
     eval_every: Optional[Annotated[int, Range(1)]] = None  # steps between evaluations; null: once per epoch
-    log_every: Annotated[int, Range(1)] = 10
+    log_every: Annotated[int, Range(1)] = 10  # steps between lines of metrics.jsonl
     checkpoint_every: Optional[Annotated[int, Range(1)]] = None  # steps between checkpoints; null: once per epoch
-    progress: bool = True
+    progress: bool = True  # a progress bar on a terminal
     # torch CPU threads: a number, auto (one per core that other work leaves idle at the start, at least 1;
     # sslkit.runner.auto_threads) or null (torch's default). One is often much faster on a busy machine.
     threads: Optional[Union[Annotated[int, Range(1)], Literal["auto"]]] = None
@@ -82,6 +85,9 @@ class TrainerConfig:
 
 @dataclass
 class Recipe:
+    """A recipe's top-level keys (each section's own: ``sslkit describe trainer``, ``data``, ``encoder``,
+    ``objective``, ``regularizer``; a part's: ``sslkit describe NAME``)."""
+
     seed: int = 0
     imports: list[str] = field(default_factory=list)  # modules whose parts register themselves
     data: Annotated[dict, Part("datasets", DataCommon)] = field(default_factory=lambda: {"name": "digits"})
@@ -127,6 +133,41 @@ RecipeLoader.add_implicit_resolver(  # YAML 1.2's floats: 1e-3, 1E5, .5, 5., -2.
 def read_yaml(text: str):
     """``text`` parsed as a recipe's YAML (:class:`RecipeLoader`)."""
     return yaml.load(text, Loader=RecipeLoader)
+
+
+# what `sslkit describe NAME` shows for a recipe section rather than a registered part
+SECTIONS = {"recipe": Recipe, "trainer": TrainerConfig, "data": DataCommon, "encoder": EncoderCommon,
+            "objective": ObjectiveCommon, "regularizer": RegularizerCommon}
+
+
+def section_keys(cls: type) -> list:
+    """``(key, type, default, comment)`` of each key of a recipe section's dataclass, the comment being the one
+    written beside (or just above) the key in this file."""
+    import dataclasses
+    import inspect
+
+    from .schema import _type_name
+
+    comments, above = {}, []
+    for line in inspect.getsource(cls).splitlines():
+        text = line.strip()
+        if text.startswith("#"):
+            above.append(text.lstrip("# "))
+            continue
+        match = re.match(r"(\w+)\s*:", text)
+        if match:
+            inline = text.split("  # ", 1)[1] if "  # " in text else ""
+            comments[match.group(1)] = " ".join([*above, inline]).strip()
+        above = []
+    hints = typing.get_type_hints(cls, include_extras=True)
+    out = []
+    for f in dataclasses.fields(cls):
+        default = (f.default if f.default is not dataclasses.MISSING else
+                   f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        if dataclasses.is_dataclass(default):  # a nested section: described on its own
+            default = {g.name: getattr(default, g.name) for g in dataclasses.fields(default)}
+        out.append((f.name, _type_name(hints[f.name]), default, comments.get(f.name, "")))
+    return out
 
 
 def load_yaml(path) -> dict:

@@ -151,3 +151,26 @@ def test_an_objective_without_a_method_its_base_needs_is_refused_at_build():
     with pytest.raises(ConfigError, match=r"objectives\[0\]\.name: objective 'test_no_logits' .* does not define "
                                           r"logits, which its base class needs"):
         validate({"data": {"name": "digits"}, "objectives": [{"name": "test_no_logits"}]})
+
+
+def test_describe_a_recipe_section_lists_its_keys():
+    """`sslkit describe trainer` (and recipe, data, encoder, objective, regularizer): each key with its type,
+    default and the comment beside it."""
+    proc = sslkit_main("describe", "trainer")
+    assert proc.returncode == 0
+    assert "  sync_batchnorm: boolean = false  # under torchrun" in proc.stdout
+    assert "  batch_size: integer >= 1 = 64  # global batch, split across DDP ranks" in proc.stdout
+    assert "init_from: string or null = null" in sslkit_main("describe", "encoder").stdout
+    assert sslkit_main("describe", "trainr").returncode == 2
+
+
+def test_describe_a_part_of_an_imported_module(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "described_plugin.py").write_text(
+        "from sslkit.registry import register\n\n\n@register('views', 'described_view')\nclass DescribedView:\n"
+        "    \"\"\"A view of a plugin.\"\"\"\n\n    def __init__(self, info, *, strength: float = 0.5):\n"
+        "        self.strength = strength\n\n    def __call__(self, x):\n        return x\n")
+    proc = sslkit_main("describe", "described_view", "--import", "described_plugin")
+    assert proc.returncode == 0 and "strength: number = 0.5" in proc.stdout and "A view of a plugin." in proc.stdout
+    missing = sslkit_main("describe", "x", "--import", "no_such_plugin_module")
+    assert missing.returncode == 2 and "--import[0]: cannot import module 'no_such_plugin_module'" in missing.stderr
