@@ -219,3 +219,21 @@ def test_global_batchnorm_matches_one_process_with_uneven_rows_and_twice_differe
 
     mp.spawn(_collectives_worker, args=(2, scale.free_port(), str(tmp_path)), nprocs=2, join=True)
     assert (tmp_path / "ok0").is_file() and (tmp_path / "ok1").is_file()
+
+
+@pytest.mark.slow
+def test_an_unreachable_rendezvous_stops_within_its_timeout_naming_the_address(tmp_path):
+    """The README's multi-machine command with nothing listening at the rendezvous address: torchrun (before
+    sslkit starts) stops after read_timeout with an error naming the address."""
+    import time
+
+    port = scale.free_port()
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--node_rank=1", "--nproc_per_node=1",
+         "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-conf=is_host=false,read_timeout=3,"
+         "join_timeout=10", "-m", "sslkit", "run", str(ROOT / "recipes" / "supervised_digits.yaml"), "--out",
+         str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and time.perf_counter() - start < 60
+    assert f"(127.0.0.1, {port})" in proc.stderr
+    assert not (tmp_path / "run").exists()
