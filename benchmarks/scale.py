@@ -53,6 +53,9 @@ FAMILIES = {
     # the encoder and the projection head hold BatchNorm: the global batch's statistics need sync_batchnorm
     "contrastive": ("contrastive_digits.yaml", [*DIGITS_SMALL, "trainer.sync_batchnorm=true"]),
     "contrastive_no_sync": ("contrastive_digits.yaml", DIGITS_SMALL),  # each rank's own BatchNorm statistics
+    "contrastive_pairs": ("contrastive_digits.yaml", [*DIGITS_SMALL, "trainer.sync_batchnorm=true",
+                                                      "objectives[0].pairs=explicit", "objectives[0].pair_list="
+                                                      + str([[i, i + 1, int(i % 3 == 0)] for i in range(0, 60, 2)])]),
     # batch 64: NTXentLoss, as pytorch-metric-learning writes it, costs O(B^3) (4 s a step at the recipe's 256)
     "pml": ("pml_digits.yaml", [*DIGITS_SMALL, "trainer.sync_batchnorm=true", "trainer.batch_size=64"]),
     "vae": ("vae_digits.yaml", [*DIGITS_SMALL, "objectives[0].prior=standard", "objectives[0].nll_samples=4"]),

@@ -23,6 +23,7 @@ from typing import Optional
 
 import torch
 
+from ..distributed import gather_rows, my_rows
 from ..errors import ConfigError, SSLKitError
 from .base import LazyColumn, TensorData
 from .images import ImageColumn, uint8_rows
@@ -135,6 +136,7 @@ class _Augment(torch.utils.data.Dataset):
             torch.set_num_threads(threads)
         batch["views"] = views
         batch["state"] = torch.tensor(state)
+        batch["seed"] = torch.tensor(seed)  # the batch-level views' too
         return batch
 
     def _augment(self, transform, x: torch.Tensor, seed: int, view: int) -> torch.Tensor:
@@ -179,6 +181,12 @@ class ImageBatches:
             generator=torch.Generator().manual_seed(self.stream.base_seed))
         self._it = iter(loader)
 
+    def _batch_view(self, view, x: torch.Tensor, seed: int) -> torch.Tensor:
+        """A view without a per-sample form, made on the device as for in-memory data: of the global batch (every
+        rank's images, gathered), from torch's generator seeded by the batch's position, this rank's rows kept."""
+        with seeded_rng(seed, self.device):
+            return my_rows(view(gather_rows(x)))
+
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
         if self.device.type == "cuda":
@@ -192,11 +200,12 @@ class ImageBatches:
         if "error" in batch:
             raise ConfigError(*batch["error"])
         epoch, pos = batch.pop("state").tolist()
+        seed = int(batch.pop("seed"))
         self.stream.load_state_dict({"epoch": epoch, "pos": pos})
         self._expected = self.stream.state_dict()
         out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items() if k not in ("x", "views")}
         out["x"] = self._to_device(batch["x"])
-        out["views"] = [self._to_device(v) if view is None else view(out["x"])
+        out["views"] = [self._to_device(v) if view is None else self._batch_view(view, out["x"], seed)
                         for v, view in zip(batch["views"], self.batched)]
         if not self.batched:
             del out["views"]

@@ -232,8 +232,11 @@ class Contrastive(RepresentationObjective):
         rows = data.fetch(torch.cat([i, j]))["x"].to(b["x"].device)
         z = self.project(rows, encoder)
         P = len(pick)
+        # every rank's pairs (the positive and negative means are over the global batch's pairs)
+        z, m = torch.cat([gather_rows(z[:P]), gather_rows(z[P:])]), gather_rows(m.to(z.device))
+        P = len(m)
         left, right = torch.arange(P, device=z.device), torch.arange(P, 2 * P, device=z.device)
-        pos, neg = m.to(z.device).bool(), ~m.to(z.device).bool()
+        pos, neg = m.bool(), ~m.bool()
         indices = (left[pos], right[pos], left[neg], right[neg])
         return Output(self.loss_fn(z, None, indices), {"similar_fraction": pos.float().mean()})
 
