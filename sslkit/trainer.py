@@ -27,7 +27,7 @@ from .data.loader import cache_images, make_batches
 from .data.stream import Stream, StreamSpec
 from .ema import AveragedWeights, averaged_weights_in, ema_update, warmup_decay
 from .errors import ConfigError, Interrupted, TrainingError, did_you_mean
-from .model import MAIN_PLAYER, SSLModel
+from .model import SSLModel
 from .objectives.base import Objective
 from .optim.groups import parameter_groups
 from .reporters import RunContext, build_reporters
@@ -177,7 +177,7 @@ class Trainer:
             finite = math.isfinite(total.item())
             if distributed.failed_anywhere(not finite):
                 bad = [n for n, o in outs.items() if not torch.isfinite(o.loss).all()] or list(outs)
-                where = (f"on another process's rows" if finite else
+                where = ("on another process's rows" if finite else
                          f"({float(total.detach())}) in objective '{bad[0]}'")
                 kept = self.run_dir is not None and (self.run_dir / "checkpoints" / "last.pt").is_file()
                 raise TrainingError(f"non-finite loss {where} at step {self.step + 1} (player '{player}'); stopping. "

@@ -1,6 +1,8 @@
 """The encoder interface."""
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from typing import Literal
 
 import torch
@@ -18,6 +20,7 @@ class Encoder(nn.Module):
 
     out_dim: int
 
+    @abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 

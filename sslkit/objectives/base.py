@@ -19,14 +19,14 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
 
-from ..data import DataBundle, DataInfo, TensorData
+from ..data import DataBundle, DataInfo
 from ..data.stream import StreamSpec
-from ..data.batches import batch_starts, batched  # noqa: F401  (objectives import them from here)
+from ..data.batches import batched  # noqa: F401  (objectives and reporters import it from here)
 from ..distributed import sum_over_ranks
 
 

@@ -151,7 +151,7 @@ class PPO(RolloutObjective):
         self.vf_coef, self.entropy_coef, self.ppo_epochs = vf_coef, entropy_coef, ppo_epochs
         self.epochs = ppo_epochs  # passes over each rollout (RolloutObjective)
         self.minibatch_size, self.response_tokens, self.temperature = minibatch_size, response_tokens, temperature
-        self.whiten_rewards, self.eval_prompts, self.seed = whiten_rewards, eval_prompts, ctx.seed
+        self.whiten_rewards, self.eval_prompts = whiten_rewards, eval_prompts  # self.seed: RolloutObjective
         self.monitor = RuleReward(load_callable(monitor, f"{ctx.path}.monitor"), monitor, tok,
                                   f"{ctx.path}.monitor") if monitor else None
         self._rule = RuleReward(load_callable(reward_fn, f"{ctx.path}.reward_fn"), reward_fn, tok,
